@@ -1,0 +1,160 @@
+"""Frozen, validated configuration objects with a JSON round trip.
+
+Every value is checked in ``__post_init__`` so a bad setting fails at construction with a message naming the
+field, the bad value and the accepted ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, TypeVar
+
+from ann2snn.errors import ConfigError
+
+CONFIG_VERSION = 1
+
+ACTIVATIONS = ("qcfs", "clip", "steprelu")
+STEP_ROUNDINGS = ("ceil", "floor")
+METHODS = ("serial", "parallel")
+NEURONS = ("if", "lif")
+RESETS = ("subtract", "zero")
+LEAK_MODES = ("exponential", "linear")
+THRESHOLD_MODES = ("auto", "max", "percentile")
+SPIKE_ORDERS = ("front", "back")
+
+C = TypeVar("C", bound="_Config")
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not supported; choose one of {', '.join(map(repr, allowed))}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name}={value!r} must be a positive integer (e.g. {name}=8)")
+
+
+def _finite(name: str, value: Any, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} must be a finite number")
+    if low is not None and (value < low or (low_open and value == low)):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ConfigError(f"{name}={value!r} must be {bound}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name}={value!r} must be <= {high}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form with a ``version`` and ``kind`` field."""
+        data = dataclasses.asdict(self)
+        data["kind"] = type(self).__name__
+        data["version"] = CONFIG_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        """Rebuild from :meth:`to_dict` output; unknown keys and a wrong kind/version are errors."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__} must be read from a JSON object, got {type(data).__name__}")
+        data = dict(data)
+        kind = data.pop("kind", cls.__name__)
+        version = data.pop("version", CONFIG_VERSION)
+        if kind != cls.__name__:
+            raise ConfigError(f"expected a {cls.__name__} config, got kind={kind!r}")
+        if version != CONFIG_VERSION:
+            raise ConfigError(f"{cls.__name__} version {version!r} is not supported (this ann2snn reads "
+                              f"version {CONFIG_VERSION})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**data)
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantConfig(_Config):
+    """How :func:`ann2snn.prepare` swaps ReLUs for quantization-aware activations.
+
+    Attributes:
+        activation: ``"qcfs"`` (clip-floor-shift, ``levels`` L), ``"clip"`` (ClipReLU) or ``"steprelu"``.
+        levels: L, the number of quantization steps of QCFS.
+        threshold: initial θ of QCFS / ClipReLU.
+        learn_threshold: whether θ is a trainable parameter.
+        step: StepReLU step θ_s.
+        steps: StepReLU number of steps n (the staircase covers (0, n·θ_s]).
+        step_rounding: ``"ceil"`` (the authors' ceil−1 staircase) or ``"floor"``.
+        step_clip: clip StepReLU at n·θ_s instead of passing larger inputs unchanged.
+    """
+
+    activation: str = "qcfs"
+    levels: int = 8
+    threshold: float = 8.0
+    learn_threshold: bool = True
+    step: float = 0.05
+    steps: int = 20
+    step_rounding: str = "ceil"
+    step_clip: bool = False
+
+    def __post_init__(self) -> None:
+        _choice("activation", self.activation, ACTIVATIONS)
+        _positive_int("levels", self.levels)
+        _finite("threshold", self.threshold, 0.0, low_open=True)
+        _finite("step", self.step, 0.0, low_open=True)
+        _positive_int("steps", self.steps)
+        _choice("step_rounding", self.step_rounding, STEP_ROUNDINGS)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionConfig(_Config):
+    """How :func:`ann2snn.convert` turns an ANN into an SNN.
+
+    Attributes:
+        method: ``"serial"`` (IF/LIF neurons stepped over time) or ``"parallel"`` (parallel IF neurons).
+        timesteps: T, the default number of simulation steps.
+        neuron: serial neuron type, ``"if"`` or ``"lif"``.
+        leak: λ of the exponential leak (``v ← λ·v + I``), in (0, 1]; 1.0 is IF.
+        leak_mode: ``"exponential"`` (λ) or ``"linear"`` (``v ← v − leak_delta·θ + I``).
+        leak_delta: linear leak per step, as a fraction of θ.
+        v_init: initial membrane potential as a fraction of θ (QCFS: 0.5; Diehl/Rueckauer: 0).
+        reset: ``"subtract"`` (soft reset) or ``"zero"`` (hard reset).
+        threshold_mode: thresholds of plain-ReLU sites: ``"auto"`` (activation θ where present, else
+            percentile), ``"max"`` or ``"percentile"`` of the activations on ``calibration_data``.
+        percentile: the percentile for ``threshold_mode="percentile"`` (or ``"auto"`` on a ReLU).
+        per_channel: record data thresholds per channel instead of per layer.
+        order: parallel spike order: ``"front"`` (spikes first) or ``"back"`` (spikes last, as the paper).
+    """
+
+    method: str = "parallel"
+    timesteps: int = 8
+    neuron: str = "if"
+    leak: float = 1.0
+    leak_mode: str = "exponential"
+    leak_delta: float = 0.0
+    v_init: float = 0.5
+    reset: str = "subtract"
+    threshold_mode: str = "auto"
+    percentile: float = 99.9
+    per_channel: bool = False
+    order: str = "front"
+
+    def __post_init__(self) -> None:
+        _choice("method", self.method, METHODS)
+        _positive_int("timesteps", self.timesteps)
+        _choice("neuron", self.neuron, NEURONS)
+        _finite("leak", self.leak, 0.0, 1.0, low_open=True)
+        _choice("leak_mode", self.leak_mode, LEAK_MODES)
+        _finite("leak_delta", self.leak_delta, 0.0)
+        _finite("v_init", self.v_init, 0.0, 1.0)
+        _choice("reset", self.reset, RESETS)
+        _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
+        _finite("percentile", self.percentile, 0.0, 100.0, low_open=True)
+        _choice("order", self.order, SPIKE_ORDERS)
