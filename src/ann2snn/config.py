@@ -36,8 +36,9 @@ def _positive_int(name: str, value: Any) -> None:
         raise ConfigError(f"{name}={value!r} must be a positive integer (e.g. {name}=8)")
 
 
-def _finite(name: str, value: Any, low: float | None = None, high: float | None = None,
-            low_open: bool = False) -> None:
+def _finite(
+    name: str, value: Any, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{name}={value!r} must be a finite number")
     if low is not None and (value < low or (low_open and value == low)):
@@ -67,12 +68,16 @@ class _Config:
         if kind != cls.__name__:
             raise ConfigError(f"expected a {cls.__name__} config, got kind={kind!r}")
         if version != CONFIG_VERSION:
-            raise ConfigError(f"{cls.__name__} version {version!r} is not supported (this ann2snn reads "
-                              f"version {CONFIG_VERSION})")
+            raise ConfigError(
+                f"{cls.__name__} version {version!r} is not supported (this ann2snn reads "
+                f"version {CONFIG_VERSION})"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+            raise ConfigError(
+                f"unknown {cls.__name__} field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
         return cls(**data)
 
     def replace(self: C, **changes: Any) -> C:

@@ -1,0 +1,87 @@
+"""ANN-side activations for quantization-aware training (methods.md §1).
+
+All functions are pure and differentiable with straight-through estimators where the forward is a step function.
+``qcfs_level`` is the single definition of the clip-floor-shift level; the parallel neuron uses the same
+expression, which is what makes rate-mode simulation bit-identical to the QCFS ANN at T = L.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class _FloorSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad
+
+
+class _CeilSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        return torch.ceil(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad
+
+
+def floor_ste(x: Tensor) -> Tensor:
+    """``floor(x)`` in the forward pass, identity gradient in the backward pass."""
+    return _FloorSTE.apply(x)
+
+
+def ceil_ste(x: Tensor) -> Tensor:
+    """``ceil(x)`` in the forward pass, identity gradient in the backward pass."""
+    return _CeilSTE.apply(x)
+
+
+def qcfs_level(z: Tensor, threshold: Tensor | float, levels: int, shift: float = 0.5) -> Tensor:
+    """Integer level ``n = clamp(floor(z·L/θ + shift), 0, L)`` (float tensor holding integers).
+
+    Differentiable through a straight-through floor; the clamp passes gradient only inside (0, L).
+    """
+    return torch.clamp(floor_ste(z * levels / threshold + shift), 0, levels)
+
+
+def qcfs(z: Tensor, threshold: Tensor | float, levels: int, shift: float = 0.5) -> Tensor:
+    """Clip-floor-shift activation ``θ · clamp(floor(z·L/θ + 1/2), 0, L) / L`` (Bu et al., ICLR 2022).
+
+    Shape: any; ``threshold`` broadcasts (scalar, or per channel ``[C, 1, 1]``).
+    Gradient wrt z is 1 on (−θ/2L, θ − θ/2L) and 0 elsewhere; θ gets the straight-through gradient.
+    """
+    return qcfs_level(z, threshold, levels, shift) * threshold / levels
+
+
+def clip_relu(z: Tensor, threshold: Tensor | float) -> Tensor:
+    """``clamp(z, 0, θ)``; ``threshold`` broadcasts."""
+    if isinstance(threshold, Tensor):
+        return torch.minimum(torch.relu(z), threshold)
+    return torch.clamp(z, 0.0, threshold)
+
+
+def step_relu(z: Tensor, step: float, steps: int, rounding: str = "ceil", clip: bool = False) -> Tensor:
+    """StepReLU (Wang et al., IJCAI 2023), the authors' released form by default.
+
+    ``rounding="ceil"``: 0 for z ≤ 0; ``step·(ceil(z/step) − 1)`` for 0 < z ≤ steps·step; z above (no clip).
+    ``rounding="floor"``: ``step·floor(z/step)`` on the staircase instead.
+    ``clip=True``: inputs above ``steps·step`` give the top of the staircase instead of passing unchanged.
+    Backward: the plain ReLU gradient (1 where z > 0).
+    """
+    top = steps * step
+    scaled = z / step
+    stair = (ceil_ste(scaled) - 1.0) if rounding == "ceil" else floor_ste(scaled)
+    stair = torch.clamp(stair, min=0.0) * step
+    # Straight-through: forward value of the staircase, gradient 1 where z > 0.
+    stair = z + (stair - z).detach()
+    above = z
+    if clip:
+        top_value = (steps - 1) * step if rounding == "ceil" else top
+        above = z + (torch.full_like(z, top_value) - z).detach()
+    out = torch.where(z > top, above, stair)
+    return torch.where(z > 0, out, torch.zeros_like(z))

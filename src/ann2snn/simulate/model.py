@@ -1,0 +1,108 @@
+"""The converted network: an fx graph whose activation sites are spiking neurons, and how to run it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import Tensor, fx, nn
+
+from ann2snn.config import ConversionConfig
+from ann2snn.errors import ConfigError
+from ann2snn.layers.neurons import RATE_MODE, SPIKE_MODE, ParallelIFNeuron, SpikingNeuron
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteInfo:
+    """One converted activation site: its module name, what it was in the ANN, and its neuron."""
+
+    name: str
+    source: str  # "qcfs" | "clip" | "relu" | "steprelu"
+    levels: int | None
+    threshold_from: str  # "activation" | "max" | "percentile" | ...
+    neuron: str
+
+
+class SpikingModel(nn.Module):
+    """A converted SNN. ``forward`` takes a time-first input ``[T, B, ...]`` and returns ``[T, B, K]``.
+
+    ``execution="serial"`` steps the graph T times with stateful neurons; ``"parallel"`` runs the graph once on the
+    time-flattened tensor ``[T·B, ...]`` (spike mode) or on the time-mean input (rate mode, :meth:`forward_rate`).
+    Use :func:`ann2snn.simulate` for analog inputs, spike counts and per-step outputs.
+    """
+
+    def __init__(
+        self,
+        net: fx.GraphModule,
+        config: ConversionConfig,
+        sites: list[SiteInfo],
+        log: list[str],
+        execution: str,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.config = config
+        self.sites = sites
+        self.log = log
+        self.execution = execution
+
+    @property
+    def timesteps(self) -> int:
+        return self.config.timesteps
+
+    def neurons(self) -> dict[str, SpikingNeuron]:
+        """Spiking neurons by module name, in graph order."""
+        return {n: m for n, m in self.net.named_modules() if isinstance(m, SpikingNeuron)}
+
+    def reset(self) -> None:
+        for m in self.neurons().values():
+            m.reset()
+
+    def set_record(self, record: bool) -> None:
+        for m in self.neurons().values():
+            m.record = record
+
+    def _set_parallel(self, mode: str, timesteps: int) -> None:
+        for m in self.neurons().values():
+            if isinstance(m, ParallelIFNeuron):
+                m.mode = mode
+                m.timesteps = timesteps
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        """Spike-mode run. Shape: ``[T, B, ...]`` → ``[T, B, K]``. Resets neuron state first."""
+        self.reset()
+        T, B = x_seq.shape[0], x_seq.shape[1]
+        if self.execution == "parallel":
+            self._set_parallel(SPIKE_MODE, T)
+            out = self.net(x_seq.reshape((T * B,) + x_seq.shape[2:]))
+            return out.reshape((T, B) + out.shape[1:])
+        return torch.stack([self.net(x_seq[t]) for t in range(T)])
+
+    def forward_rate(self, x: Tensor, timesteps: int | None = None) -> Tensor:
+        """Rate-mode run of a parallel SNN on the time-mean input ``[B, ...]`` → time-mean output ``[B, K]``."""
+        if self.execution != "parallel":
+            raise ConfigError(
+                f"rate mode needs a parallel SNN; this one is {self.config.method!r} (use mode='spike')"
+            )
+        self.reset()
+        self._set_parallel(RATE_MODE, timesteps or self.timesteps)
+        return self.net(x)
+
+    def summary(self) -> str:
+        """What conversion did to every site and layer, one line each."""
+        lines = [
+            f"{type(self).__name__}: method={self.config.method}, T={self.timesteps}, "
+            f"{len(self.sites)} neuron layer(s)"
+        ]
+        lines += [
+            f"  {s.name}: {s.source}"
+            + (f" (L={s.levels})" if s.levels else "")
+            + f" -> {s.neuron}, threshold from {s.threshold_from}"
+            for s in self.sites
+        ]
+        lines += [f"  note: {m}" for m in self.log]
+        return "\n".join(lines)
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "sites": [dataclasses.asdict(s) for s in self.sites]}

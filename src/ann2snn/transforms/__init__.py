@@ -1,0 +1,18 @@
+"""Model-to-model transforms: trace, prepare, fold BN, convert."""
+
+from ann2snn.transforms.convert import convert, register_method
+from ann2snn.transforms.fold_bn import fold_batchnorm
+from ann2snn.transforms.prepare import prepare
+from ann2snn.transforms.registry import register_function, register_layer
+from ann2snn.transforms.trace import register_leaf, trace
+
+__all__ = [
+    "convert",
+    "fold_batchnorm",
+    "prepare",
+    "register_function",
+    "register_layer",
+    "register_leaf",
+    "register_method",
+    "trace",
+]

@@ -1,0 +1,195 @@
+"""``convert``: fold BN and replace every activation site with a spiking neuron (serial or parallel)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, fx, nn
+
+from ann2snn.calibrate.observers import record_site_inputs
+from ann2snn.config import ConversionConfig
+from ann2snn.errors import ConfigError, UnsupportedModelError
+from ann2snn.layers.activations import QCFS, ClipReLU, StepReLU
+from ann2snn.layers.neurons import IFNeuron, ParallelIFNeuron, SpikingNeuron
+from ann2snn.simulate.model import SiteInfo, SpikingModel
+from ann2snn.transforms.fold_bn import fold_bn_graph
+from ann2snn.transforms.registry import (
+    UNSUPPORTED_HINT,
+    describe,
+    is_activation_site,
+    is_maxpool,
+    is_supported_layer,
+)
+from ann2snn.transforms.sites import check_activations, modularize_sites
+from ann2snn.transforms.trace import set_submodule, trace
+
+log = logging.getLogger("ann2snn")
+
+
+@dataclasses.dataclass
+class Site:
+    """An activation site during conversion: its ANN module and the threshold chosen for its neuron."""
+
+    name: str
+    module: nn.Module
+    source: str
+    levels: int | None
+    threshold: Tensor
+    threshold_from: str
+
+
+NeuronFactory = Callable[[Site, ConversionConfig], SpikingNeuron]
+_METHODS: dict[str, tuple[NeuronFactory, str]] = {}
+
+
+def register_method(name: str, execution: str) -> Callable[[NeuronFactory], NeuronFactory]:
+    """Register the neuron factory of a conversion method; ``execution`` is ``"serial"`` or ``"parallel"``."""
+
+    def deco(factory: NeuronFactory) -> NeuronFactory:
+        _METHODS[name] = (factory, execution)
+        return factory
+
+    return deco
+
+
+@register_method("serial", "serial")
+def _serial_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
+    lif = config.neuron == "lif"
+    return IFNeuron(
+        site.threshold,
+        v_init=config.v_init,
+        leak=config.leak if lif and config.leak_mode == "exponential" else 1.0,
+        leak_delta=config.leak_delta if lif and config.leak_mode == "linear" else 0.0,
+        reset=config.reset,
+    )
+
+
+@register_method("parallel", "parallel")
+def _parallel_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
+    return ParallelIFNeuron(site.threshold, config.timesteps, order=config.order)
+
+
+def _source(module: nn.Module) -> tuple[str, int | None, Tensor | None]:
+    if isinstance(module, QCFS):
+        return "qcfs", module.levels, module.threshold.detach().clone()
+    if isinstance(module, ClipReLU):
+        return "clip", None, module.threshold.detach().clone()
+    if isinstance(module, StepReLU):
+        return "steprelu", None, None
+    return "relu", None, None
+
+
+def _check_layers(gm: fx.GraphModule) -> None:
+    modules = dict(gm.named_modules())
+    bad = [
+        describe(n, modules)
+        for n in gm.graph.nodes
+        if not is_activation_site(n, modules) and not is_supported_layer(n, modules)
+    ]
+    if bad:
+        raise UnsupportedModelError(
+            f"convert: {len(bad)} layer(s) cannot run on spikes: {'; '.join(bad)}. {UNSUPPORTED_HINT}"
+        )
+
+
+def _collect_sites(
+    gm: fx.GraphModule,
+    names: list[str],
+    config: ConversionConfig,
+    calibration_data: Iterable[Any] | None,
+    max_batches: int | None,
+) -> list[Site]:
+    infos = {name: _source(gm.get_submodule(name)) for name in names}
+    steprelu = [n for n, (src, _, _) in infos.items() if src == "steprelu"]
+    if steprelu:
+        raise UnsupportedModelError(f"convert: StepReLU sites {steprelu} need a StepReLU conversion method")
+    data_mode = config.threshold_mode
+    need_data = [n for n, (_, _, th) in infos.items() if data_mode != "auto" or th is None]
+    observed = {}
+    if need_data:
+        if calibration_data is None:
+            raise ConfigError(
+                f"convert: activation site(s) {need_data} have no trained threshold (plain ReLU) or "
+                f"threshold_mode={data_mode!r} asks for data: pass calibration_data= (an iterable of input "
+                "batches, e.g. a DataLoader over a few hundred training images)"
+            )
+        observed = record_site_inputs(gm, need_data, calibration_data, config.per_channel, max_batches)
+    sites = []
+    for name in names:
+        src, levels, th = infos[name]
+        if name in observed:
+            mode = "percentile" if data_mode == "auto" else data_mode
+            th, origin = observed[name].threshold(mode, config.percentile), mode
+            if mode == "percentile":
+                origin = f"{config.percentile:g}th percentile"
+            origin += " per channel" if config.per_channel else " per layer"
+        else:
+            origin = f"{src} threshold"
+        assert th is not None
+        if not bool(torch.all(th > 0)):
+            raise ConfigError(
+                f"site '{name}' has a non-positive threshold {th.min().item():.4g}; thresholds must be > 0"
+            )
+        sites.append(Site(name, gm.get_submodule(name), src, levels, th, origin))
+    return sites
+
+
+def convert(
+    model: nn.Module,
+    config: ConversionConfig | None = None,
+    *,
+    calibration_data: Iterable[Any] | None = None,
+    max_batches: int | None = 16,
+) -> SpikingModel:
+    """Convert a (QCFS/ClipReLU/ReLU) ANN into a :class:`SpikingModel`; the input model is not mutated.
+
+    BatchNorm after conv/linear is folded. Every activation site becomes a neuron of ``config.method`` with the
+    site's trained threshold (QCFS/ClipReLU) or a threshold from ``calibration_data`` (plain ReLU, or
+    ``threshold_mode="max"|"percentile"``), using at most ``max_batches`` batches.
+    """
+    config = ConversionConfig() if config is None else config
+    if not isinstance(config, ConversionConfig):
+        raise ConfigError(f"convert expects a ConversionConfig, got {type(config).__name__}")
+    if config.method not in _METHODS:
+        raise ConfigError(f"method={config.method!r} has no registered converter; known: {sorted(_METHODS)}")
+    if not isinstance(model, nn.Module):
+        raise UnsupportedModelError(f"convert expects a torch.nn.Module, got {type(model).__name__}")
+    gm = trace(copy.deepcopy(model).eval())
+    check_activations(gm, "convert")
+    names = modularize_sites(gm)
+    if not names:
+        raise UnsupportedModelError(
+            f"convert found no activation (ReLU/QCFS/ClipReLU) in {type(model).__name__}"
+        )
+    _check_layers(gm)
+    notes = [f"folded BatchNorm '{n}' into the preceding layer" for n in fold_bn_graph(gm)]
+    sites = _collect_sites(gm, names, config, calibration_data, max_batches)
+    factory, execution = _METHODS[config.method]
+    param = next(gm.parameters(), None)
+    infos = []
+    for site in sites:
+        neuron = factory(site, config)
+        if param is not None:
+            neuron = neuron.to(device=param.device, dtype=param.dtype)
+        set_submodule(gm, site.name, neuron)
+        infos.append(
+            SiteInfo(site.name, site.source, site.levels, site.threshold_from, type(neuron).__name__)
+        )
+    modules = dict(gm.named_modules())
+    for node in gm.graph.nodes:
+        if is_maxpool(node, modules):
+            note = (
+                f"max-pool {describe(node, modules)} kept: exact on sorted parallel spike trains"
+                if execution == "parallel"
+                else f"max-pool {describe(node, modules)} kept: on serial spikes it over-estimates the max rate"
+            )
+            notes.append(note)
+    gm.recompile()
+    for note in notes:
+        log.info(note)
+    return SpikingModel(gm, config, infos, notes, execution).train(False)
