@@ -16,8 +16,9 @@ CONFIG_VERSION = 1
 
 ACTIVATIONS = ("qcfs", "clip", "steprelu")
 STEP_ROUNDINGS = ("ceil", "floor")
-METHODS = ("serial", "parallel")
-NEURONS = ("if", "lif")
+METHODS = ("serial", "parallel", "srp", "cos")
+PRESIM_METHODS = ("srp", "cos")  # methods with pre-simulation steps (latency presteps + T)
+NEURONS = ("if", "lif", "signed_if")
 RESETS = ("subtract", "zero")
 LEAK_MODES = ("exponential", "linear")
 THRESHOLD_MODES = ("auto", "max", "percentile")
@@ -34,6 +35,11 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 def _positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{name}={value!r} must be a positive integer (e.g. {name}=8)")
+
+
+def _bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} must be True or False")
 
 
 def _finite(
@@ -72,6 +78,9 @@ class _Config:
                 f"{cls.__name__} version {version!r} is not supported (this ann2snn reads "
                 f"version {CONFIG_VERSION})"
             )
+        bad_keys = [k for k in data if not isinstance(k, str)]
+        if bad_keys:
+            raise ConfigError(f"{cls.__name__} field names must be strings, got {bad_keys[0]!r}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -83,6 +92,29 @@ class _Config:
     def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _check_baselines(config: Any) -> None:
+    """Cross-field checks of ``presteps`` (SRP/COS) and ``neg_threshold`` (signed IF)."""
+    p = config.presteps
+    if isinstance(p, bool) or not isinstance(p, int) or p < 0:
+        raise ConfigError(f"presteps={p!r} must be an integer >= 0 (e.g. presteps=4)")
+    if p and config.method not in PRESIM_METHODS:
+        raise ConfigError(
+            f"presteps={p} only applies to method='srp' or 'cos', not method={config.method!r}; use presteps=0"
+        )
+    if config.method in PRESIM_METHODS and config.neuron != "if":
+        raise ConfigError(f"method={config.method!r} runs IF neurons; use neuron='if', not {config.neuron!r}")
+    if config.neuron == "signed_if" and config.method != "serial":
+        raise ConfigError(f"neuron='signed_if' needs method='serial', not method={config.method!r}")
+    if (config.method in PRESIM_METHODS or config.neuron == "signed_if") and config.reset != "subtract":
+        raise ConfigError(f"method={config.method!r}, neuron={config.neuron!r} reset by subtraction; use reset='subtract'")
+    if config.neg_threshold is not None:
+        _finite("neg_threshold", config.neg_threshold)
+        if config.neg_threshold >= config.v_init:
+            raise ConfigError(
+                f"neg_threshold={config.neg_threshold!r} must be below v_init={config.v_init!r} (fractions of θ)"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +148,8 @@ class QuantConfig(_Config):
         _finite("step", self.step, 0.0, low_open=True)
         _positive_int("steps", self.steps)
         _choice("step_rounding", self.step_rounding, STEP_ROUNDINGS)
+        _bool("learn_threshold", self.learn_threshold)
+        _bool("step_clip", self.step_clip)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +170,9 @@ class ConversionConfig(_Config):
         percentile: the percentile for ``threshold_mode="percentile"`` (or ``"auto"`` on a ReLU).
         per_channel: record data thresholds per channel instead of per layer.
         order: parallel spike order: ``"front"`` (spikes first) or ``"back"`` (spikes last, as the paper).
+        presteps: pre-simulation steps of ``method="srp"`` (τ) or ``"cos"`` (ρ); latency is ``presteps + T``.
+        neg_threshold: negative threshold of ``neuron="signed_if"`` as a fraction of θ; ``None`` is the
+            symmetric ``2·v_init − 1`` (0 at ``v_init=0.5``; −1 at ``v_init=0``, as SNM).
     """
 
     method: str = "parallel"
@@ -150,6 +187,8 @@ class ConversionConfig(_Config):
     percentile: float = 99.9
     per_channel: bool = False
     order: str = "front"
+    presteps: int = 0
+    neg_threshold: float | None = None
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -163,3 +202,5 @@ class ConversionConfig(_Config):
         _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
         _finite("percentile", self.percentile, 0.0, 100.0, low_open=True)
         _choice("order", self.order, SPIKE_ORDERS)
+        _bool("per_channel", self.per_channel)
+        _check_baselines(self)

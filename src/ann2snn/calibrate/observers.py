@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ann2snn.errors import CalibrationError, InputError
+from ann2snn.validation import call_checked
 
 _SAMPLE_CAP = 1 << 18  # values kept per batch and site for percentiles
 
@@ -104,8 +105,8 @@ def record_site_inputs(
     dtype = param.dtype if param is not None else torch.get_default_dtype()
     try:
         with torch.no_grad():
-            for x in iter_input_batches(data, max_batches):
-                model(x.to(device=device, dtype=dtype))
+            for i, x in enumerate(iter_input_batches(data, max_batches)):
+                call_checked(model, x.to(device=device, dtype=dtype), "the model", f"calibration batch {i}")
     finally:
         for h in hooks:
             h.remove()

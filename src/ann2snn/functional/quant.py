@@ -44,18 +44,19 @@ def ceil_ste(x: Tensor) -> Tensor:
 def qcfs_level(z: Tensor, threshold: Tensor | float, levels: int, shift: float = 0.5) -> Tensor:
     """Integer level ``n = clamp(floor(z·L/θ + shift), 0, L)`` (float tensor holding integers).
 
-    Differentiable through a straight-through floor; the clamp passes gradient only inside (0, L).
+    Differentiable through a straight-through floor applied after the clamp (same values as clamping after the
+    floor, since 0 and L are integers), so the gradient wrt z is 1 exactly where ``z·L/θ + shift`` is in [0, L].
     """
-    return torch.clamp(floor_ste(z * levels / threshold + shift), 0, levels)
+    return floor_ste(torch.clamp(z * levels / threshold + shift, 0, levels))
 
 
 def qcfs(z: Tensor, threshold: Tensor | float, levels: int, shift: float = 0.5) -> Tensor:
-    """Clip-floor-shift activation ``θ · clamp(floor(z·L/θ + 1/2), 0, L) / L`` (Bu et al., ICLR 2022).
+    """Clip-floor-shift activation ``clamp(floor(z·L/θ + 1/2), 0, L) / L · θ`` (Bu et al., ICLR 2022).
 
     Shape: any; ``threshold`` broadcasts (scalar, or per channel ``[C, 1, 1]``).
     Gradient wrt z is 1 on (−θ/2L, θ − θ/2L) and 0 elsewhere; θ gets the straight-through gradient.
     """
-    return qcfs_level(z, threshold, levels, shift) * threshold / levels
+    return qcfs_level(z, threshold, levels, shift) / levels * threshold
 
 
 def clip_relu(z: Tensor, threshold: Tensor | float) -> Tensor:

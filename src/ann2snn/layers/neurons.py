@@ -17,6 +17,9 @@ RATE_MODE = "rate"
 
 
 def _as_buffer(value: float | Tensor) -> Tensor:
+    # A floating tensor keeps its dtype: rounding a float64 threshold to float32 would break exactness.
+    if isinstance(value, Tensor) and value.is_floating_point():
+        return value.detach().clone()
     return torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
 
 
@@ -116,7 +119,13 @@ class ParallelIFNeuron(SpikingNeuron):
         return self.threshold + self.amplitude_correction
 
     def _bias(self) -> Tensor | None:
-        return self.bias if bool(torch.any(self.bias != 0)) else None
+        """ψ_DA, or ``None`` when it is all zero; cached per tensor and version (no device sync per call)."""
+        bias = self.bias
+        cache = getattr(self, "_bias_cache", None)
+        if cache is None or cache[0] is not bias or cache[1] != bias._version:
+            cache = (bias, bias._version, bool(torch.any(bias != 0)))
+            self._bias_cache = cache
+        return bias if cache[2] else None
 
     def forward(self, current: Tensor) -> Tensor:
         T = self.timesteps
@@ -129,7 +138,7 @@ class ParallelIFNeuron(SpikingNeuron):
         seq = current.reshape((T, current.shape[0] // T) + current.shape[1:])
         level = F.parallel_if_level(seq.sum(0), T, self.threshold, bias=self._bias())
         self._count(level.flatten(1).sum(1), current.shape[1:])
-        spikes = F.spikes_from_level(level, T, self.order) * self.amplitude
+        spikes = F.spikes_from_level(level, T, self.order, amplitude=self.amplitude)
         return spikes.reshape(current.shape)
 
     def extra_repr(self) -> str:

@@ -51,6 +51,11 @@ class SpikingModel(nn.Module):
     def timesteps(self) -> int:
         return self.config.timesteps
 
+    @property
+    def presteps(self) -> int:
+        """Pre-simulation steps before the T read steps (SRP/COS); ``forward`` inputs include them."""
+        return int(getattr(self.config, "presteps", 0))
+
     def neurons(self) -> dict[str, SpikingNeuron]:
         """Spiking neurons by module name, in graph order."""
         return {n: m for n, m in self.net.named_modules() if isinstance(m, SpikingNeuron)}
@@ -70,7 +75,10 @@ class SpikingModel(nn.Module):
                 m.timesteps = timesteps
 
     def forward(self, x_seq: Tensor) -> Tensor:
-        """Spike-mode run. Shape: ``[T, B, ...]`` → ``[T, B, K]``. Resets neuron state first."""
+        """Spike-mode run. Shape: ``[T, B, ...]`` → ``[T, B, K]``. Resets neuron state first.
+
+        For SRP/COS SNNs the first :attr:`presteps` steps of ``x_seq`` are the pre-simulation.
+        """
         self.reset()
         T, B = x_seq.shape[0], x_seq.shape[1]
         if self.execution == "parallel":
@@ -93,7 +101,8 @@ class SpikingModel(nn.Module):
         """What conversion did to every site and layer, one line each."""
         lines = [
             f"{type(self).__name__}: method={self.config.method}, T={self.timesteps}, "
-            f"{len(self.sites)} neuron layer(s)"
+            + (f"presteps={self.presteps} (latency presteps + T), " if self.presteps else "")
+            + f"{len(self.sites)} neuron layer(s)"
         ]
         lines += [
             f"  {s.name}: {s.source}"

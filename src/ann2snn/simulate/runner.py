@@ -10,6 +10,7 @@ from torch import Tensor
 from ann2snn.config import _positive_int
 from ann2snn.errors import ConfigError, InputError
 from ann2snn.simulate.model import SpikingModel
+from ann2snn.validation import call_checked
 
 MODES = ("spike", "rate")
 
@@ -23,8 +24,10 @@ class SimResult:
         mean_output: time-averaged output ``[B, K]``, the prediction.
         spike_counts: spikes per sample ``[B]`` for every neuron layer, by module name.
         neuron_counts: neurons per sample in every neuron layer.
-        timesteps: T.
+        timesteps: T, the steps whose outputs are read.
         mode: ``"spike"`` or ``"rate"``.
+        presteps: pre-simulation steps run before the T read steps (SRP/COS; 0 otherwise). Their outputs are
+            discarded but their spikes are counted in ``spike_counts``.
     """
 
     outputs: Tensor | None
@@ -33,11 +36,17 @@ class SimResult:
     neuron_counts: dict[str, int]
     timesteps: int
     mode: str
+    presteps: int = 0
+
+    @property
+    def total_timesteps(self) -> int:
+        """Latency of one answer: ``presteps + T``."""
+        return self.presteps + self.timesteps
 
     def firing_rates(self) -> dict[str, float]:
-        """Mean spikes per neuron per time step, by layer."""
+        """Mean spikes per neuron per executed time step (``presteps + T`` steps), by layer."""
         return {
-            name: float(c.mean()) / max(1, self.neuron_counts[name] * self.timesteps)
+            name: float(c.mean()) / max(1, self.neuron_counts[name] * self.total_timesteps)
             for name, c in self.spike_counts.items()
         }
 
@@ -87,10 +96,12 @@ def simulate(
     try:
         with torch.no_grad():
             if mode == "rate":
-                mean = snn.forward_rate(x, T)
+                mean = call_checked(lambda xb: snn.forward_rate(xb, T), x, "the SNN")
                 outputs = None
             else:
-                outputs = snn(x.unsqueeze(0).expand((T,) + x.shape))
+                P = snn.presteps
+                outputs = call_checked(lambda xb: snn(xb.unsqueeze(0).expand((P + T,) + xb.shape)), x, "the SNN")
+                outputs = outputs[P:]
                 mean = outputs.mean(dim=0)
         neurons = snn.neurons()
         counts = {
@@ -100,4 +111,4 @@ def simulate(
         sizes = {n: m.num_neurons for n, m in neurons.items()}
     finally:
         snn.set_record(False)
-    return SimResult(outputs, mean, counts, sizes, T, mode)
+    return SimResult(outputs, mean, counts, sizes, T, mode, snn.presteps)

@@ -27,6 +27,7 @@ from ann2snn.transforms.registry import (
 )
 from ann2snn.transforms.sites import check_activations, modularize_sites
 from ann2snn.transforms.trace import set_submodule, trace
+from ann2snn.validation import check_finite_model
 
 log = logging.getLogger("ann2snn")
 
@@ -59,6 +60,10 @@ def register_method(name: str, execution: str) -> Callable[[NeuronFactory], Neur
 
 @register_method("serial", "serial")
 def _serial_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
+    if config.neuron == "signed_if":
+        from ann2snn.layers.baseline_neurons import SignedIFNeuron
+
+        return SignedIFNeuron(site.threshold, v_init=config.v_init, neg_threshold=config.neg_threshold)
     lif = config.neuron == "lif"
     return IFNeuron(
         site.threshold,
@@ -159,6 +164,7 @@ def convert(
         raise ConfigError(f"method={config.method!r} has no registered converter; known: {sorted(_METHODS)}")
     if not isinstance(model, nn.Module):
         raise UnsupportedModelError(f"convert expects a torch.nn.Module, got {type(model).__name__}")
+    check_finite_model(model)
     gm = trace(copy.deepcopy(model).eval())
     check_activations(gm, "convert")
     names = modularize_sites(gm)

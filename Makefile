@@ -1,0 +1,75 @@
+# ann2snn developer tasks. `make demo` and `make test` work on a fresh Debian machine with only python3:
+# they create .venv, install a CPU build of torch first (never the multi-GB CUDA default), then the package.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION ?= 2.13.0
+# Extra pip arguments for the torch install, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# on a machine without a local CPU wheel.
+TORCH_PIP_ARGS ?=
+STAMP := $(VENV)/.installed
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+PYTEST_WORKERS ?= 2
+SRC := src tests benchmarks
+
+.PHONY: help venv data demo test test-fast lint format clean distclean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+venv: $(STAMP)  ## Create .venv and install ann2snn with its dev tools
+
+$(PY):
+	@$(PYTHON) -m venv $(VENV) || { \
+	  echo "note: '$(PYTHON) -m venv' failed; trying to install the venv module" >&2; \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    rm -rf $(VENV); \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv && \
+	    $(PYTHON) -m venv $(VENV); \
+	  else echo "error: install python3-venv (Debian) and retry" >&2; exit 1; fi; }
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	$(PIP) install -e '.[dev]'
+	@touch $@
+
+data:  ## Install the Debian package dataset-fashion-mnist when missing (root + apt only; else a note)
+	@if [ -d $(FASHION_DIR) ]; then \
+	  true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y dataset-fashion-mnist; } || \
+	    echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped" >&2; \
+	else \
+	  echo "note: $(FASHION_DIR) is missing (install the Debian package dataset-fashion-mnist as root);" \
+	       "Fashion-MNIST tests will be skipped" >&2; \
+	fi
+
+demo: venv data  ## Train, convert and evaluate a small SNN end to end
+	$(VENV)/bin/ann2snn demo
+
+test: venv data  ## Run the test suite
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests/
+
+test-fast: venv  ## Run the tests without the slow ones
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" tests/
+
+lint: venv  ## ruff check, ruff format --check, mypy
+	$(VENV)/bin/ruff check $(SRC)
+	$(VENV)/bin/ruff format --check $(SRC)
+	$(VENV)/bin/mypy
+
+format: venv  ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix $(SRC)
+	$(VENV)/bin/ruff format $(SRC)
+
+clean:  ## Remove caches and build output (keeps .venv)
+	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache .hypothesis src/*.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+
+distclean: clean  ## Also remove .venv
+	rm -rf $(VENV)

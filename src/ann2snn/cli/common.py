@@ -1,0 +1,56 @@
+"""Shared pieces of the CLI commands: parsing lists, loading checkpoints and data, conversion options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ann2snn.errors import ConfigError
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    """``"1,2,4,8"`` → ``[1, 2, 4, 8]``; anything else is a ConfigError naming the option."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} must be a comma-separated list of integers, e.g. 1,2,4,8") from None
+    if not values or any(v <= 0 for v in values):
+        raise ConfigError(f"{option} {text!r} must list positive integers, e.g. 1,2,4,8")
+    return values
+
+
+def test_and_calibration_loaders(
+    dataset: str, data_dir: Path | None, limit: int | None, batch_size: int, calibration_batches: int
+) -> tuple[Any, list[Any]]:
+    """Test loader, and up to ``calibration_batches`` training batches for data-based thresholds."""
+    from ann2snn.data import load_dataset, make_loader
+
+    test = make_loader(load_dataset(dataset, "test", data_dir, limit), batch_size, shuffle=False)
+    calib: list[Any] = []
+    if calibration_batches > 0:
+        train = make_loader(load_dataset(dataset, "train", data_dir, limit), batch_size, shuffle=True, seed=0)
+        for i, batch in enumerate(train):
+            if i >= calibration_batches:
+                break
+            calib.append(batch)
+    return test, calib
+
+
+METHOD_HELP = "Conversion method: parallel or serial (and any registered method)."
+
+
+def echo_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    """Print a table with rich (plain text when not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for h in header:
+        table.add_column(h, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=max(80, sum(len(h) + 6 for h in header))).print(table)
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"

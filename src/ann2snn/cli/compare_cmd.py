@@ -1,0 +1,63 @@
+"""``ann2snn compare``: several conversion methods of one checkpoint, one table at equal latency T_total."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ann2snn.cli.app import app
+from ann2snn.cli.common import echo_table, fmt, parse_int_list
+
+METHODS_HELP = (
+    "Comma-separated methods: serial, parallel, srp, cos, signed; 'srp:N' / 'cos:N' set that entry's pre-steps."
+)
+
+
+@app.command("compare")
+def compare_command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="ANN checkpoint stem (e.g. runs/x/final)."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: the checkpoint's)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Root folder of on-disk datasets."),
+    methods: str = typer.Option("serial,parallel,srp,cos,signed", "--methods", "-m", help=METHODS_HELP),
+    timesteps: str = typer.Option("1,2,4,8", "--timesteps", "-T", help="Comma-separated T values (read steps)."),
+    presteps: int = typer.Option(4, "--presteps", "-p", help="Pre-simulation steps of srp/cos (τ, ρ)."),
+    calibration_batches: int = typer.Option(16, "--calibration-batches", help="Batches for data thresholds."),
+    batch_size: int = typer.Option(256, "--batch-size", "-b", help="Evaluation batch size."),
+    limit: int | None = typer.Option(None, "--limit", help="Evaluate on the first N test samples only."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for compare.csv/.md/.json/.png."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Compare conversion methods of an ANN checkpoint on the same data; latency T_total = presteps + T."""
+    from ann2snn.cli.common import test_and_calibration_loaders
+    from ann2snn.errors import ConfigError
+    from ann2snn.evaluate.compare import compare, parse_method
+    from ann2snn.export.checkpoint import load_checkpoint
+    from ann2snn.train import resolve_device
+
+    ts = parse_int_list(timesteps, "--timesteps")
+    names = [m for m in methods.split(",") if m.strip()]
+    if presteps < 0:
+        raise ConfigError(f"--presteps {presteps} must be >= 0")
+    for name in names:
+        parse_method(name, presteps)  # fail before loading anything
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(checkpoint, map_location=dev)
+    name = dataset or ckpt.meta.get("dataset") or "digits"
+    needs_data = ckpt.quant is None
+    test, calib = test_and_calibration_loaders(
+        name, data_dir, limit, batch_size, calibration_batches if needs_data else 0
+    )
+    report = compare(
+        ckpt.model, test, names, ts, presteps=presteps, calibration_data=calib or None, progress=not quiet
+    )
+    by_latency = report.by_latency()
+    echo_table(
+        f"{name}: accuracy (%) at equal latency T_total = presteps + T (ANN {fmt(report.ann_accuracy)})",
+        ["T_total", *report.methods],
+        [[str(t), *(fmt(accs.get(m)) for m in report.methods)] for t, accs in by_latency.items()],
+    )
+    if out is not None:
+        paths = report.save(out)
+        typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))

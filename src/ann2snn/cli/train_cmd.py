@@ -1,0 +1,77 @@
+"""``ann2snn train``: build a registered model, prepare it for quantization-aware training, train, checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ann2snn.cli.app import app
+from ann2snn.config import ACTIVATIONS
+from ann2snn.errors import ConfigError
+
+ACTIVATION_CHOICES = ("relu", *ACTIVATIONS)
+
+
+@app.command("train")
+def train_command(
+    model: str = typer.Option("cnn", "--model", "-m", help="Registered model name (cnn, vgg11, resnet20, ...)."),
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name (digits, fashion_mnist, ...)."),
+    epochs: int = typer.Option(5, "--epochs", "-e", help="Training epochs."),
+    activation: str = typer.Option(
+        "qcfs", "--activation", "-a", help=f"Activation to train with: {', '.join(ACTIVATION_CHOICES)}."
+    ),
+    levels: int = typer.Option(8, "--levels", "-L", help="Quantization levels L of QCFS."),
+    out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Output folder for checkpoints."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Root folder of on-disk datasets."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (data order, initialization, dropout)."),
+    batch_size: int = typer.Option(128, "--batch-size", "-b", help="Samples per step."),
+    lr: float = typer.Option(0.05, "--lr", help="Peak learning rate (cosine schedule)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last if it exists."),
+    checkpoint_every: int | None = typer.Option(
+        None, "--checkpoint-every", help="Also write OUT/last every N steps (default: at each epoch end)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N samples of each split."),
+) -> None:
+    """Train a model (QCFS by default) and write OUT/last and OUT/final checkpoints."""
+    import torch
+
+    from ann2snn.config import QuantConfig
+    from ann2snn.data import dataset_info, load_dataset
+    from ann2snn.models import create_model
+    from ann2snn.train import TrainConfig, train
+    from ann2snn.transforms.prepare import prepare
+
+    if activation not in ACTIVATION_CHOICES:
+        raise ConfigError(
+            f"--activation {activation!r} is not supported; choose one of {', '.join(ACTIVATION_CHOICES)}"
+        )
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, checkpoint_every=checkpoint_every
+    )
+    quant = None if activation == "relu" else QuantConfig(activation=activation, levels=levels)
+    info = dataset_info(dataset, data_dir)
+    train_data = load_dataset(dataset, "train", data_dir, limit)
+    eval_data = load_dataset(dataset, "test", data_dir, limit)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the initialization, without touching the caller's global RNG
+        net = create_model(
+            model, num_classes=info.num_classes, in_channels=info.in_channels, image_size=info.image_size
+        )
+    if quant is not None:
+        net = prepare(net, quant)
+    result = train(
+        net,
+        train_data,
+        config,
+        out_dir=out,
+        eval_data=eval_data,
+        progress=not quiet,
+        resume=resume,
+        quant=quant,
+        dataset=dataset,
+    )
+    accuracy = "n/a" if result.eval_acc is None else f"{result.eval_acc:.2%}"
+    typer.echo(f"trained {model} on {dataset} ({activation}): eval accuracy {accuracy}; checkpoint {result.checkpoint}")

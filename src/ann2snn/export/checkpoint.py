@@ -1,0 +1,477 @@
+"""Checkpoints: model weights in safetensors plus validated JSON metadata; no pickle anywhere.
+
+A checkpoint named ``runs/x/last`` is the pair of files ``runs/x/last.safetensors`` (model weights and, for a
+training checkpoint, optimizer and RNG tensors) and ``runs/x/last.json`` (format version, model name and the
+``model_kwargs`` that rebuild it, the :class:`~ann2snn.config.QuantConfig` if the model was prepared, dataset,
+metrics, training scalars and the SHA-256 of the weights file). A path naming an existing directory means the pair
+``<dir>/checkpoint.*``; a path ending in ``.json`` or ``.safetensors`` names its pair.
+
+Both files are written atomically and the JSON last, after removing the old one: a ``.json`` file present means a
+complete checkpoint whose weights file it vouches for by hash. Anything wrong on load (missing file, truncated or
+corrupt data, missing keys, an architecture that does not match) raises :class:`~ann2snn.errors.CheckpointError`
+naming the file and the problem.
+
+Example:
+    >>> import tempfile, torch
+    >>> from torch import nn
+    >>> net = nn.Linear(3, 2)
+    >>> stem = save_checkpoint(tempfile.mkdtemp() + "/net", net, metrics={"acc": 0.5})
+    >>> ckpt = load_checkpoint(stem, model=nn.Linear(3, 2))
+    >>> torch.equal(ckpt.model.weight, net.weight), ckpt.meta["metrics"]["acc"]
+    (True, 0.5)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as save_tensors_to_bytes
+from torch import nn
+
+from ann2snn.config import QuantConfig
+from ann2snn.errors import Ann2SnnError, CheckpointError, ConfigError
+from ann2snn.io import atomic_write_bytes, atomic_write_text
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "checkpoint_exists",
+    "checkpoint_files",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+FORMAT = "ann2snn-checkpoint"
+FORMAT_VERSION = 1
+MODEL_PREFIX = "model."
+STATE_PREFIX = "state."
+DIR_STEM = "checkpoint"
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes:
+        model: The rebuilt model (prepared when the checkpoint holds a quantized model) with the saved weights, in
+            eval mode, on ``map_location``.
+        meta: The validated JSON metadata (``model``, ``quant``, ``dataset``, ``metrics``, ``extra``, ...).
+        training_state: Optimizer state, RNG state and loop counters of a training checkpoint, else ``None``.
+        path: The checkpoint stem (``runs/x/last`` for ``runs/x/last.{json,safetensors}``).
+    """
+
+    model: nn.Module
+    meta: dict[str, Any]
+    training_state: dict[str, Any] | None
+    path: Path
+
+    @property
+    def quant(self) -> QuantConfig | None:
+        """The :class:`QuantConfig` the model was prepared with, or ``None`` for a plain ANN."""
+        return None if self.meta["quant"] is None else QuantConfig.from_dict(self.meta["quant"])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Metrics stored with the checkpoint (e.g. ``eval_acc``)."""
+        return dict(self.meta["metrics"])
+
+
+def checkpoint_files(path: PathLike) -> tuple[Path, Path]:
+    """The ``(weights, metadata)`` file pair of the checkpoint ``path`` (see the module docstring)."""
+    stem = _stem(path)
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def checkpoint_exists(path: PathLike) -> bool:
+    """Whether a complete checkpoint (its ``.json`` file) exists at ``path``."""
+    return checkpoint_files(path)[1].is_file()
+
+
+def _stem(path: PathLike) -> Path:
+    p = Path(path)
+    if p.suffix in (".json", ".safetensors"):
+        return p.with_suffix("")
+    if p.is_dir():
+        return p / DIR_STEM
+    return p
+
+
+# ----------------------------------------------------------------------------------------------------- saving
+def save_checkpoint(
+    path: PathLike,
+    model: nn.Module,
+    *,
+    model_name: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    quant: QuantConfig | Mapping[str, Any] | None = None,
+    dataset: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    training_state: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save ``model`` (and optionally a training state) as a checkpoint; returns the checkpoint stem.
+
+    Args:
+        path: Checkpoint stem, e.g. ``runs/x/final`` (writes ``final.safetensors`` and ``final.json``).
+        model: The model whose ``state_dict`` is saved (a DDP wrapper is unwrapped). Not modified.
+        model_name: Name for :func:`ann2snn.models.create_model`; defaults to ``model_kwargs["name"]`` or the
+            model's ``model_name`` attribute. Without it the checkpoint loads only with ``model=``.
+        model_kwargs: Keyword arguments that rebuild the architecture; defaults to ``model.model_kwargs``.
+        quant: The :class:`QuantConfig` the model was prepared with (``None`` for a plain ANN).
+        dataset: Dataset name the model was trained on.
+        metrics: JSON-serializable metrics (accuracies, losses).
+        extra: Any other JSON-serializable information (history, command line, ...).
+        training_state: Nested dict of JSON scalars, lists and tensors (optimizer ``state_dict()``, RNG state,
+            counters); tensors go to the safetensors file.
+
+    Raises:
+        CheckpointError: A value cannot be stored (not JSON-serializable, unsupported type).
+    """
+    weights_path, json_path = checkpoint_files(path)
+    module = _unwrap(model)
+    name, kwargs = _resolve_model_identity(module, model_name, model_kwargs)
+    tensors: dict[str, torch.Tensor] = {
+        MODEL_PREFIX + key: _storable(value) for key, value in module.state_dict().items()
+    }
+    encoded_state = None
+    if training_state is not None:
+        encoded_state = _encode(dict(training_state), tensors, "training_state")
+    data = save_tensors_to_bytes(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    from ann2snn import __version__
+
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ann2snn_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "weights": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)},
+        "model": {"name": name, "kwargs": kwargs, "class": f"{type(module).__module__}.{type(module).__qualname__}"},
+        "quant": _quant_dict(quant),
+        "dataset": dataset,
+        "metrics": _encode(dict(metrics or {}), None, "metrics"),
+        "extra": _encode(dict(extra or {}), None, "extra"),
+        "training_state": encoded_state,
+    }
+    text = _dumps(meta, json_path)
+    # The JSON marks a complete checkpoint: drop the old one first so a crash between the two writes leaves no
+    # JSON vouching for a weights file it does not describe.
+    with contextlib.suppress(FileNotFoundError):
+        json_path.unlink()
+    atomic_write_bytes(weights_path, data)
+    atomic_write_text(json_path, text)
+    return _stem(path)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise CheckpointError(f"save_checkpoint expects an nn.Module, got {type(model).__name__}")
+    inner = getattr(model, "module", None)
+    if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel) and isinstance(inner, nn.Module):
+        return inner
+    return model
+
+
+def _resolve_model_identity(
+    model: nn.Module, model_name: str | None, model_kwargs: Mapping[str, Any] | None
+) -> tuple[str | None, dict[str, Any] | None]:
+    if model_kwargs is None:
+        model_kwargs = getattr(model, "model_kwargs", None)
+    kwargs = None if model_kwargs is None else dict(model_kwargs)
+    name = model_name
+    if kwargs is not None and "name" in kwargs:
+        kw_name = kwargs.pop("name")
+        name = name if name is not None else kw_name
+    if name is None:
+        attr = getattr(model, "model_name", None)
+        name = attr if isinstance(attr, str) else None
+    if name is not None and not isinstance(name, str):
+        raise CheckpointError(f"model_name must be a string, got {type(name).__name__}")
+    if kwargs is not None:
+        kwargs = _encode(kwargs, None, "model_kwargs")
+    return name, kwargs
+
+
+def _quant_dict(quant: QuantConfig | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if quant is None:
+        return None
+    if isinstance(quant, QuantConfig):
+        return quant.to_dict()
+    try:
+        return QuantConfig.from_dict(dict(quant)).to_dict()
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"cannot save checkpoint: quant is not a valid QuantConfig: {exc}") from exc
+
+
+def _storable(tensor: torch.Tensor) -> torch.Tensor:
+    # A private contiguous CPU copy: safetensors refuses shared storage (tied weights) and views.
+    return tensor.detach().to("cpu", copy=True).contiguous()
+
+
+def _encode(obj: Any, tensors: dict[str, torch.Tensor] | None, where: str) -> Any:
+    """JSON form of ``obj``; tensors move to ``tensors`` (when given) as ``{"__tensor__": key}``."""
+    if isinstance(obj, torch.Tensor):
+        if tensors is None:
+            if obj.numel() == 1:
+                return _encode(obj.item(), None, where)
+            raise CheckpointError(f"cannot save checkpoint: {where} holds a tensor; only scalars are allowed there")
+        key = f"{STATE_PREFIX}{len(tensors):06d}"
+        tensors[key] = _storable(obj)
+        return {"__tensor__": key}
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else {"__float__": repr(obj)}
+    if isinstance(obj, Mapping):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, tensors, f"{where}[{k!r}]") for k, v in obj.items()}
+        items = []
+        for k, v in obj.items():
+            if not (k is None or isinstance(k, str | int | float | bool)):
+                raise CheckpointError(f"cannot save checkpoint: {where} has a key of type {type(k).__name__}")
+            items.append([k, _encode(v, tensors, f"{where}[{k!r}]")])
+        return {"__items__": items}
+    if isinstance(obj, list | tuple):
+        return [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return _encode(obj.item(), tensors, where)
+    raise CheckpointError(
+        f"cannot save checkpoint: {where} holds a {type(obj).__name__}; use JSON scalars, lists, dicts or tensors"
+    )
+
+
+def _dumps(meta: dict[str, Any], json_path: Path) -> str:
+    try:
+        return json.dumps(meta, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:  # pragma: no cover - _encode already restricts the types
+        raise CheckpointError(f"cannot write {json_path}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+def load_checkpoint(
+    path: PathLike,
+    map_location: str | torch.device = "cpu",
+    *,
+    model: nn.Module | None = None,
+) -> Checkpoint:
+    """Load a checkpoint written by :func:`save_checkpoint`, verifying it completely first.
+
+    Args:
+        path: The checkpoint stem (or either of its two files, or a directory holding ``checkpoint.*``).
+        map_location: Device for the weights and the returned model.
+        model: Optional module of exactly the saved architecture (already prepared if the checkpoint is
+            quantized); a copy of it receives the weights. Without it the model is rebuilt with
+            :func:`ann2snn.models.create_model` (and :func:`ann2snn.prepare` when ``quant`` is set).
+
+    Returns:
+        A :class:`Checkpoint`; the given ``model`` is never modified.
+
+    Raises:
+        CheckpointError: Missing, truncated or corrupt files, invalid metadata, or weights that do not fit the
+            architecture (the message names the file and the problem).
+    """
+    weights_path, json_path = checkpoint_files(path)
+    meta = _read_meta(weights_path, json_path)
+    raw = _read_weights(weights_path, meta, map_location)
+    state = {k[len(MODEL_PREFIX) :]: v for k, v in raw.items() if k.startswith(MODEL_PREFIX)}
+    training_state = None
+    if meta["training_state"] is not None:
+        training_state = _decode(meta["training_state"], raw, weights_path)
+    if model is None:
+        built = _rebuild(meta, json_path)
+    else:
+        if not isinstance(model, nn.Module):
+            raise CheckpointError(f"load_checkpoint(model=...) expects an nn.Module, got {type(model).__name__}")
+        built = copy.deepcopy(_unwrap(model))
+    load_model_state(built, state, weights_path)
+    built.to(map_location)
+    built.eval()
+    public_meta = {k: v for k, v in meta.items() if k != "training_state"}
+    public_meta["metrics"] = _decode(meta["metrics"], {}, json_path)
+    public_meta["extra"] = _decode(meta["extra"], {}, json_path)
+    return Checkpoint(model=built, meta=public_meta, training_state=training_state, path=_stem(path))
+
+
+def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: PathLike) -> None:
+    """Copy ``state`` into ``model`` in place after checking names and shapes; errors name ``source``."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} tensor(s): {_few(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s): {_few(unexpected)}")
+    if wrong:
+        problems.append(f"{len(wrong)} shape mismatch(es) (saved vs model): {_few(wrong)}")
+    if problems:
+        raise CheckpointError(
+            f"{source}: weights do not match the {type(model).__name__} architecture: " + "; ".join(problems)
+        )
+    try:
+        model.load_state_dict(dict(state), strict=True)
+    except (RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: cannot load weights into {type(model).__name__}: {exc}") from exc
+
+
+def _few(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _read_meta(weights_path: Path, json_path: Path) -> dict[str, Any]:
+    if not json_path.is_file():
+        if weights_path.is_file():
+            raise CheckpointError(
+                f"{json_path}: missing, so {weights_path.name} is an incomplete checkpoint (interrupted save?)"
+            )
+        raise CheckpointError(f"no checkpoint at {json_path.with_suffix('')} (expected {json_path} and {weights_path})")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{json_path}: not valid JSON (truncated or corrupt?): {exc}") from exc
+    except OSError as exc:
+        raise CheckpointError(f"{json_path}: cannot read: {exc}") from exc
+    _validate_meta(meta, json_path)
+    return meta
+
+
+def _validate_meta(meta: Any, json_path: Path) -> None:
+    def fail(what: str) -> CheckpointError:
+        return CheckpointError(f"{json_path}: invalid checkpoint metadata: {what}")
+
+    if not isinstance(meta, dict):
+        raise fail(f"expected a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        raise fail(f"format is {meta.get('format')!r}, expected {FORMAT!r} (not an ann2snn checkpoint?)")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise fail(f"format_version is {version!r}, expected an integer")
+    if version > FORMAT_VERSION:
+        raise fail(f"format_version {version} is newer than this ann2snn reads ({FORMAT_VERSION}); upgrade ann2snn")
+    schema: dict[str, tuple[type, ...]] = {
+        "weights": (dict,),
+        "model": (dict,),
+        "quant": (dict, type(None)),
+        "dataset": (str, type(None)),
+        "metrics": (dict,),
+        "extra": (dict,),
+        "training_state": (dict, type(None)),
+    }
+    for key, types in schema.items():
+        if key not in meta:
+            raise fail(f"missing key {key!r}")
+        if not isinstance(meta[key], types):
+            raise fail(f"{key!r} has type {type(meta[key]).__name__}")
+    weights = meta["weights"]
+    sha = weights.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise fail("weights.sha256 must be a 64-character hex string")
+    size = weights.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise fail("weights.size must be a non-negative integer")
+    model = meta["model"]
+    if not isinstance(model.get("name"), str | type(None)):
+        raise fail("model.name must be a string or null")
+    if not isinstance(model.get("kwargs"), dict | type(None)):
+        raise fail("model.kwargs must be an object or null")
+    if meta["quant"] is not None:
+        try:
+            QuantConfig.from_dict(meta["quant"])
+        except (ConfigError, TypeError) as exc:
+            raise fail(f"quant: {exc}") from exc
+
+
+def _read_weights(weights_path: Path, meta: dict[str, Any], map_location: str | torch.device) -> dict[str, Any]:
+    if not weights_path.is_file():
+        raise CheckpointError(f"{weights_path}: missing (the checkpoint's weights file)")
+    expected_size = meta["weights"]["size"]
+    size = weights_path.stat().st_size
+    if size != expected_size:
+        raise CheckpointError(
+            f"{weights_path}: {size} bytes but the metadata says {expected_size} (truncated, or from a different save)"
+        )
+    digest = hashlib.sha256()
+    with open(weights_path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != meta["weights"]["sha256"]:
+        raise CheckpointError(
+            f"{weights_path}: content does not match the SHA-256 in {weights_path.stem}.json "
+            "(corrupt file, or from a different save)"
+        )
+    try:
+        return dict(load_file(weights_path, device=str(map_location)))
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{weights_path}: not a readable safetensors file: {exc}") from exc
+
+
+def _decode(obj: Any, tensors: Mapping[str, torch.Tensor], source: Path) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors, source) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if set(obj) == {"__tensor__"}:
+        key = obj["__tensor__"]
+        if key not in tensors:
+            raise CheckpointError(f"{source}: tensor {key!r} named by the metadata is missing")
+        return tensors[key]
+    if set(obj) == {"__float__"}:
+        return float(obj["__float__"])
+    if set(obj) == {"__items__"}:
+        items = obj["__items__"]
+        if not isinstance(items, list) or not all(isinstance(i, list) and len(i) == 2 for i in items):
+            raise CheckpointError(f"{source}: malformed '__items__' entry in the metadata")
+        return {k: _decode(v, tensors, source) for k, v in items}
+    return {k: _decode(v, tensors, source) for k, v in obj.items()}
+
+
+def _rebuild(meta: dict[str, Any], json_path: Path) -> nn.Module:
+    name = meta["model"].get("name")
+    kwargs = meta["model"].get("kwargs") or {}
+    if name is None:
+        raise CheckpointError(
+            f"{json_path}: the checkpoint does not name its architecture (saved from "
+            f"{meta['model'].get('class')}); pass model=<an instance of it> to load_checkpoint"
+        )
+    from ann2snn.models import create_model
+    from ann2snn.transforms.prepare import prepare
+
+    def build() -> nn.Module:
+        model = create_model(name, **kwargs)
+        return model if meta["quant"] is None else prepare(model, QuantConfig.from_dict(meta["quant"]))
+
+    try:
+        # Size the architecture on the meta device first (no memory): kwargs from an untrusted JSON must not
+        # allocate more than the verified weights file can fill (every stored element takes >= 1 byte).
+        with torch.device("meta"):
+            numel = sum(t.numel() for t in build().state_dict().values())
+        if numel > meta["weights"]["size"]:
+            raise CheckpointError(
+                f"{json_path}: model {name!r} with {kwargs} has {numel} weights, more than the "
+                f"{meta['weights']['size']}-byte weights file can hold; the metadata does not match the weights"
+            )
+        return build()
+    except CheckpointError:
+        raise
+    except (Ann2SnnError, TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
+        raise CheckpointError(f"{json_path}: cannot rebuild model {name!r} from {kwargs}: {exc}") from exc

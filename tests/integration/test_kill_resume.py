@@ -1,0 +1,145 @@
+"""SIGKILL a real ``python -m ann2snn train`` run mid-epoch, resume it, and get the uninterrupted result bit for bit.
+
+After every kill the output folder may hold only complete files: each ``.json`` parses, each ``.safetensors``
+parses, and each checkpoint pair whose ``.json`` exists loads with its hash verified. Temporary ``.*.tmp`` files
+of an interrupted atomic write are allowed (they are never read, and a resumed run deletes them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from ann2snn.export.checkpoint import Checkpoint, load_checkpoint
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")]
+
+KILLS = 4
+ARGS = [
+    "train", "--model", "cnn", "--dataset", "digits", "--epochs", "2", "--batch-size", "32", "--limit", "320",
+    "--checkpoint-every", "2", "--seed", "3", "--lr", "0.05", "--device", "cpu", "--resume",
+]  # fmt: skip
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CI": "1", "PYTHONHASHSEED": "0"}
+
+
+def _command(out: Path) -> list[str]:
+    return [sys.executable, "-m", "ann2snn", *ARGS, "--out", str(out)]
+
+
+def _run_to_end(out: Path) -> str:
+    proc = subprocess.run(_command(out), env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def _saved_step(out: Path) -> int:
+    """Global step recorded in ``out/last.json`` (-1 when absent or mid-replacement)."""
+    try:
+        meta = json.loads((out / "last.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return -1
+    return int(meta["training_state"]["global_step"])
+
+
+def _assert_no_partial_files(out: Path) -> None:
+    names = set()
+    for path in out.iterdir():
+        if path.name.endswith(".tmp"):
+            assert path.name.startswith("."), path  # a temp file of an interrupted atomic write
+            continue
+        names.add(path.name)
+        if path.suffix == ".json":
+            json.loads(path.read_text())  # complete JSON, or this raises
+        elif path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                for key in handle.keys():  # noqa: SIM118  (safe_open has no __iter__)
+                    handle.get_tensor(key)
+        else:
+            pytest.fail(f"unexpected file {path}")
+    for name in names:
+        if name.endswith(".json"):
+            load_checkpoint(out / name)  # the pair is consistent: size and SHA-256 verified
+    assert names & {"last.json", "previous.json"} or not names, f"no complete checkpoint in {sorted(names)}"
+
+
+def _kill_mid_run(out: Path, rng: random.Random, after_step: int) -> int:
+    """Start the run, wait until it saved past ``after_step``, SIGKILL it at a random moment; return the step."""
+    proc = subprocess.Popen(_command(out), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while _saved_step(out) <= after_step and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.25))  # anywhere: mid-step, mid-checkpoint-write, mid-evaluation
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != -signal.SIGKILL:
+        pytest.fail(f"run ended before it could be killed (exit {proc.returncode}): {proc.stderr.read()[-2000:]}")
+    return _saved_step(out)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
+    """The uninterrupted run's final checkpoint."""
+    out = tmp_path_factory.mktemp("reference")
+    _run_to_end(out)
+    return load_checkpoint(out / "final")
+
+
+def _assert_same_weights(reference: Checkpoint, resumed: Checkpoint) -> None:
+    ref_state, got_state = reference.model.state_dict(), resumed.model.state_dict()
+    assert ref_state.keys() == got_state.keys()
+    for key, value in ref_state.items():
+        assert torch.equal(value, got_state[key]), f"{key} differs after kill + resume"
+
+
+def test_sigkill_and_resume_equals_uninterrupted_run(tmp_path: Path, reference: Checkpoint) -> None:
+    killed_dir = tmp_path / "killed"
+
+    rng = random.Random(8)
+    step = -1
+    for _ in range(KILLS):
+        step = max(step, _kill_mid_run(killed_dir, rng, step))
+        _assert_no_partial_files(killed_dir)
+    assert step > 0, "the kills left no checkpoint to resume from"
+    log = _run_to_end(killed_dir)
+    assert "resuming from" in log
+    _assert_no_partial_files(killed_dir)
+    assert not list(killed_dir.glob(".*.tmp")), "the resumed run should remove stale temp files"
+
+    resumed = load_checkpoint(killed_dir / "final")
+    _assert_same_weights(reference, resumed)
+    for key in ("train_acc", "train_loss", "eval_acc", "steps"):
+        assert resumed.metrics[key] == reference.metrics[key], key
+
+
+def test_resume_falls_back_to_previous_when_last_is_incomplete(tmp_path: Path, reference: Checkpoint) -> None:
+    """A kill between removing ``last.json`` and writing the new one leaves ``previous``: resume uses it."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_command(out), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while _saved_step(out) < 4 and proc.poll() is None:
+            time.sleep(0.005)
+    finally:
+        proc.kill()
+        proc.wait()
+    # Simulate the worst moment of a save: the old last.json gone, the new one not yet written.
+    (out / "last.json").unlink(missing_ok=True)
+    (out / ".last.safetensors.XXXX.tmp").write_bytes(b"partial")
+    assert (out / "previous.json").is_file()
+    log = _run_to_end(out)
+    assert "resuming from" in log and "previous" in log
+    _assert_same_weights(reference, load_checkpoint(out / "final"))
