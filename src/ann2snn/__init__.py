@@ -13,7 +13,7 @@ from ann2snn.evaluate import ConversionReport, evaluate
 from ann2snn.export.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ann2snn.models import create_model, list_models
 from ann2snn.simulate import SimResult, SpikingModel, simulate
-from ann2snn.train import TrainConfig, TrainResult, train
+from ann2snn.train import TrainConfig, TrainResult, evaluate_accuracy, train
 from ann2snn.transforms import convert, fold_batchnorm, prepare
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ __all__ = [
     "create_model",
     "dataset_info",
     "evaluate",
+    "evaluate_accuracy",
     "fold_batchnorm",
     "list_models",
     "load_checkpoint",

@@ -16,12 +16,14 @@ CONFIG_VERSION = 1
 
 ACTIVATIONS = ("qcfs", "clip", "steprelu")
 STEP_ROUNDINGS = ("ceil", "floor")
-METHODS = ("serial", "parallel", "srp", "cos")
+METHODS = ("serial", "parallel", "srp", "cos", "steprelu")
 PRESIM_METHODS = ("srp", "cos")  # methods with pre-simulation steps (latency presteps + T)
 NEURONS = ("if", "lif", "signed_if")
 RESETS = ("subtract", "zero")
 LEAK_MODES = ("exponential", "linear")
-THRESHOLD_MODES = ("auto", "max", "percentile")
+THRESHOLD_MODES = ("auto", "max", "percentile", "mse")
+CALIBRATIONS = ("da", "li_bias", "li_potential")  # error calibration after conversion (calibrate/)
+ESTIMATORS = ("match", "ema", "mean")  # how DA calibration estimates ψ_DA / φ_DA
 SPIKE_ORDERS = ("front", "back")
 
 C = TypeVar("C", bound="_Config")
@@ -108,13 +110,33 @@ def _check_baselines(config: Any) -> None:
     if config.neuron == "signed_if" and config.method != "serial":
         raise ConfigError(f"neuron='signed_if' needs method='serial', not method={config.method!r}")
     if (config.method in PRESIM_METHODS or config.neuron == "signed_if") and config.reset != "subtract":
-        raise ConfigError(f"method={config.method!r}, neuron={config.neuron!r} reset by subtraction; use reset='subtract'")
+        raise ConfigError(
+            f"method={config.method!r}, neuron={config.neuron!r} reset by subtraction; use reset='subtract'"
+        )
     if config.neg_threshold is not None:
         _finite("neg_threshold", config.neg_threshold)
         if config.neg_threshold >= config.v_init:
             raise ConfigError(
                 f"neg_threshold={config.neg_threshold!r} must be below v_init={config.v_init!r} (fractions of θ)"
             )
+
+
+def _check_calibration(config: Any) -> None:
+    """Fields of error calibration (``calibration``, ``estimator``, ``ema_alpha``, ``calibration_batches``)."""
+    if config.calibration is not None:
+        _choice("calibration", config.calibration, CALIBRATIONS)
+    _choice("estimator", config.estimator, ESTIMATORS)
+    _finite("ema_alpha", config.ema_alpha, 0.0, 1.0, low_open=True)
+    if config.ema_alpha == 1.0:
+        raise ConfigError("ema_alpha=1.0 never updates the estimate; use a value in (0, 1) such as 0.99")
+    _positive_int("calibration_batches", config.calibration_batches)
+    if config.calibration == "da" and config.method != "parallel":
+        raise ConfigError(f"calibration='da' calibrates parallel neurons; use method='parallel', not {config.method!r}")
+    if config.calibration in ("li_bias", "li_potential") and (config.method != "serial" or config.neuron != "if"):
+        raise ConfigError(
+            f"calibration={config.calibration!r} calibrates serial IF neurons; use method='serial', neuron='if' "
+            f"(got method={config.method!r}, neuron={config.neuron!r})"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +195,13 @@ class ConversionConfig(_Config):
         presteps: pre-simulation steps of ``method="srp"`` (τ) or ``"cos"`` (ρ); latency is ``presteps + T``.
         neg_threshold: negative threshold of ``neuron="signed_if"`` as a fraction of θ; ``None`` is the
             symmetric ``2·v_init − 1`` (0 at ``v_init=0.5``; −1 at ``v_init=0``, as SNM).
+        calibration: error calibration on ``calibration_data`` after conversion: ``"da"`` (distribution-aware,
+            parallel), ``"li_bias"`` / ``"li_potential"`` (Li et al. 2021 bias / potential correction, serial IF)
+            or ``None``. ``threshold_mode="mse"`` searches thresholds minimising the activation MSE at T.
+        estimator: DA estimator of ψ_DA/φ_DA: ``"match"`` (exact per-channel output-mean matching, the default:
+            best with few batches), ``"ema"`` (the paper's rule, α = ``ema_alpha``) or ``"mean"`` (running mean).
+        ema_alpha: α of ``estimator="ema"``, in (0, 1).
+        calibration_batches: at most this many batches of ``calibration_data`` are used by ``calibration``.
     """
 
     method: str = "parallel"
@@ -189,6 +218,10 @@ class ConversionConfig(_Config):
     order: str = "front"
     presteps: int = 0
     neg_threshold: float | None = None
+    calibration: str | None = None
+    estimator: str = "match"
+    ema_alpha: float = 0.99
+    calibration_batches: int = 16
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -204,3 +237,4 @@ class ConversionConfig(_Config):
         _choice("order", self.order, SPIKE_ORDERS)
         _bool("per_channel", self.per_channel)
         _check_baselines(self)
+        _check_calibration(self)

@@ -71,7 +71,7 @@ def remove_stale_temps(folder: str | os.PathLike[str], names: tuple[str, ...]) -
 
     Call only while no other process writes these files (e.g. when a single training run resumes).
     """
-    removed = []
+    removed: list[Path] = []
     base = Path(folder)
     if not base.is_dir():
         return removed

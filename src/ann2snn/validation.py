@@ -50,7 +50,7 @@ def check_finite_model(model: nn.Module, what: str | None = None) -> None:
         InputError: Naming the first bad tensor, e.g. ``parameter 'features.0.weight'``, and how many values are bad.
     """
     what = what or type(model).__name__
-    tensors = [("parameter", n, t) for n, t in model.named_parameters()]
+    tensors: list[tuple[str, str, Tensor]] = [("parameter", n, t) for n, t in model.named_parameters()]
     tensors += [("buffer", n, t) for n, t in model.named_buffers()]
     for kind, name, tensor in tensors:
         if tensor.is_floating_point() or tensor.is_complex():

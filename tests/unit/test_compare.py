@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from _baseline_reference import random_mlp
 from typer.testing import CliRunner
 
 import ann2snn as a2s
 from ann2snn.errors import ConfigError
 from ann2snn.evaluate.compare import compare, parse_method
-
-from _baseline_reference import random_mlp
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +84,22 @@ def test_cli_compare_writes_the_table(tmp_path: Path):
     model = a2s.prepare(a2s.create_model("cnn", num_classes=10, in_channels=1, image_size=8), quant)
     stem = a2s.save_checkpoint(tmp_path / "ckpt", model, quant=quant, dataset="digits")
     out = tmp_path / "cmp"
-    args = ["compare", "-c", str(stem), "--methods", "serial,parallel,srp,cos:1,signed", "-T", "1,2",
-            "--presteps", "1", "--limit", "40", "--out", str(out), "--quiet"]
+    args = [
+        "compare",
+        "-c",
+        str(stem),
+        "--methods",
+        "serial,parallel,srp,cos:1,signed",
+        "-T",
+        "1,2",
+        "--presteps",
+        "1",
+        "--limit",
+        "40",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "T_total" in result.stdout

@@ -2,14 +2,13 @@
 
 import pytest
 import torch
+from _baseline_reference import random_mlp, reference_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ann2snn as a2s
 from ann2snn.functional.baseline_neuron import cos_initial_shift
 from ann2snn.layers.baseline_neurons import COSNeuron
-
-from _baseline_reference import random_mlp, reference_run
 
 
 def presim(currents, presteps=2, threshold=1.0):
@@ -77,12 +76,14 @@ def test_shift_down_by_theta_removes_exactly_one_spike():
     # (for IF with soft reset, as long as the neuron fires at least once / stays below saturation).
     g = torch.Generator().manual_seed(0)
     cur = torch.rand(8, 500, generator=g, dtype=torch.float64) * 1.5 - 0.3
+
     def count(v0):
         v, c = v0.clone(), torch.zeros(500, dtype=torch.float64)
         for t in range(8):
             s, v = a2s.functional.if_step(v, cur[t], 1.0)
             c += s
         return c
+
     base = count(torch.full((500,), 0.5, dtype=torch.float64))
     down = count(torch.full((500,), -0.5, dtype=torch.float64))
     fired = base > 0

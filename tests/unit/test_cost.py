@@ -36,8 +36,9 @@ def test_conv_fanout_counts_padded_borders_by_hand():
     ann = _qann(nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.ReLU(), nn.Conv2d(1, 2, 3, padding=1)))
     snn = a2s.convert(ann, a2s.ConversionConfig(method="serial", timesteps=2))
     maps, analog = fanout_maps(snn, (1, 4, 4))
-    expected = torch.tensor([[8, 12, 12, 8], [12, 18, 18, 12], [12, 18, 18, 12], [8, 12, 12, 8]],
-                            dtype=torch.float64).unsqueeze(0)
+    expected = torch.tensor(
+        [[8, 12, 12, 8], [12, 18, 18, 12], [12, 18, 18, 12], [8, 12, 12, 8]], dtype=torch.float64
+    ).unsqueeze(0)
     assert torch.equal(maps["1"], expected)
     assert analog == {"0": 16 * 9}
     assert ann_macs(ann, torch.zeros(1, 1, 4, 4, dtype=torch.float64)) == {"0": 144, "2": 2 * 16 * 9}

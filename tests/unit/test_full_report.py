@@ -14,8 +14,15 @@ from ann2snn.evaluate.layer_error import layer_errors
 
 def _model():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
-                        nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 8),
+        nn.ReLU(),
+        nn.Linear(8, 3),
+    )
     q = a2s.prepare(net, a2s.QuantConfig(levels=4, threshold=1.0)).double().eval()
     return q
 
@@ -37,8 +44,14 @@ def test_write_full_report_writes_every_file(tmp_path):
     loader = [(x, torch.randint(0, 3, (12,)))]
     report = a2s.evaluate(ann, snn, loader, (1, 2, 4))
     paths = write_full_report(report, ann, snn, x, tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"report.json", "report.md", "report.html", "accuracy_vs_T.png",
-                                                    "firing_rates.png", "layer_error.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "report.json",
+        "report.md",
+        "report.html",
+        "accuracy_vs_T.png",
+        "firing_rates.png",
+        "layer_error.png",
+    }
     data = json.loads(paths["json"].read_text())
     assert data["extra"]["cost"]["sops"] > 0 and set(data["extra"]["layer_error"]) == {"1", "5"}
     page = paths["html"].read_text()

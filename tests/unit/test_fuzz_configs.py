@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import ann2snn as a2s
+import ann2snn.config as cfg
 from ann2snn.config import ConversionConfig, QuantConfig
 from ann2snn.errors import Ann2SnnError
 from ann2snn.train import TrainConfig
@@ -158,16 +159,29 @@ def test_simulate_any_input(x: torch.Tensor, method: str, mode: str, timesteps: 
         assert res.mean_output.shape == (x.shape[0], 3)
 
 
+@st.composite
+def conversion_configs(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid-looking ConversionConfig fields over every method, neuron, threshold mode and calibration."""
+    return {
+        "method": draw(st.sampled_from(cfg.METHODS)),
+        "neuron": draw(st.sampled_from(cfg.NEURONS)),
+        "threshold_mode": draw(st.sampled_from(cfg.THRESHOLD_MODES)),
+        "calibration": draw(st.sampled_from((None, *cfg.CALIBRATIONS))),
+        "per_channel": draw(st.booleans()),
+        "presteps": draw(st.integers(0, 2)),
+        "timesteps": 2,
+    }
+
+
 @FUZZ
-@given(
-    st.lists(tensors(), min_size=0, max_size=2),
-    st.sampled_from(["serial", "parallel"]),
-    st.sampled_from(["auto", "max", "percentile"]),
-    st.booleans(),
-)
-def test_convert_any_calibration_data(batches: list[torch.Tensor], method: str, mode: str, per_channel: bool) -> None:
-    config = ConversionConfig(method=method, timesteps=2, threshold_mode=mode, per_channel=per_channel)
-    _expect_ann2snn_error_or_success(a2s.convert, _tiny_relu_model(), config, calibration_data=batches)
+@given(st.lists(tensors(), min_size=0, max_size=2), conversion_configs(), st.booleans())
+def test_convert_any_calibration_data(batches: list[torch.Tensor], fields: dict[str, Any], relu: bool) -> None:
+    config = _expect_ann2snn_error_or_success(ConversionConfig, **fields)
+    if config is not None:
+        model = _tiny_relu_model() if relu else QANN
+        snn = _expect_ann2snn_error_or_success(a2s.convert, model, config, calibration_data=batches)
+        if snn is not None:
+            _expect_ann2snn_error_or_success(a2s.simulate, snn, torch.rand(2, 1, 4, 4))
 
 
 @FUZZ

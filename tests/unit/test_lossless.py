@@ -86,8 +86,15 @@ class RandomNet(nn.Module):
         for step in plan:
             if step in ("conv", "res", "res2"):
                 cout = width * 2 if step == "res2" else width
-                layers.append(Block(width, cout, step != "conv", (kinds[k % 3], kinds[(k + 1) % 3]),
-                                    stride=2 if step == "res2" and size >= 4 else 1))
+                layers.append(
+                    Block(
+                        width,
+                        cout,
+                        step != "conv",
+                        (kinds[k % 3], kinds[(k + 1) % 3]),
+                        stride=2 if step == "res2" and size >= 4 else 1,
+                    )
+                )
                 if step == "res2" and size >= 4:
                     size = (size + 1) // 2
                 width, k = cout, k + 2
@@ -138,8 +145,11 @@ def build_qann(seed: int, plan: list[str], levels: int, size: int = 6) -> nn.Mod
 def fix_channel_thresholds(qann: nn.Module, x: torch.Tensor) -> None:
     """Give per-channel QCFS sites a ``[C, 1, 1]`` (conv) or ``[C]`` (linear) threshold, from one probe run."""
     shapes: dict[QCFS, torch.Size] = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o: shapes.__setitem__(mod, o.shape))
-             for m in qann.modules() if isinstance(m, QCFS)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o: shapes.__setitem__(mod, o.shape))
+        for m in qann.modules()
+        if isinstance(m, QCFS)
+    ]
     with torch.no_grad():
         qann(x)
     for h in hooks:
@@ -151,11 +161,16 @@ def fix_channel_thresholds(qann: nn.Module, x: torch.Tensor) -> None:
         m.threshold.data = (torch.rand(c, generator=gen, dtype=torch.float64) * 1.5 + 0.5).reshape(view)
 
 
-def site_levels(model: nn.Module, x: torch.Tensor, kind: type[nn.Module], fn) -> tuple[list[torch.Tensor], torch.Tensor]:
+def site_levels(
+    model: nn.Module, x: torch.Tensor, kind: type[nn.Module], fn
+) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Integer levels at every activation/neuron module of ``model`` on ``x``, in call order."""
     out: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: out.append(fn(mod, i[0], o)))
-             for m in model.modules() if isinstance(m, kind)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o: out.append(fn(mod, i[0], o)))
+        for m in model.modules()
+        if isinstance(m, kind)
+    ]
     try:
         with torch.no_grad():
             result = model(x)
@@ -295,3 +310,18 @@ def test_serial_if_is_not_lossless_on_the_same_networks():
         disagreements += int((serial.predictions() != ann.argmax(-1)).sum())
     assert worst > 0.1, f"serial IF matched the QCFS ANN to {worst:.3g} of the logit scale: the test cannot fail"
     assert disagreements > 0
+
+
+def test_chunked_spike_mode_is_identical_to_one_pass():
+    """``SpikingModel.max_rows`` only changes how the batch is split, never the result or the spike counts."""
+    qann = build_qann(7, ["res", "max", "conv"], levels=4, size=6)
+    x = torch.rand(9, 2, 6, 6, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    snn = a2s.convert(qann, a2s.ConversionConfig(method="parallel", timesteps=4))
+    snn.max_rows = 1 << 30
+    whole = a2s.simulate(snn, x, 4)
+    for rows in (1, 8, 20):  # 1 and 4 samples per chunk, and 5 (uneven last chunk)
+        snn.max_rows = rows
+        part = a2s.simulate(snn, x, 4)
+        assert torch.equal(part.outputs, whole.outputs)
+        for name, count in whole.spike_counts.items():
+            assert torch.equal(part.spike_counts[name], count), name

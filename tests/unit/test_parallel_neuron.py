@@ -185,6 +185,24 @@ def test_bias_change_after_first_call_is_seen():
     assert neuron(x).item() == 0.5
     neuron.bias = torch.tensor(0.0)
     assert neuron(x).item() == 0.0
-    neuron.load_state_dict({"threshold": torch.tensor(1.0), "bias": torch.tensor(0.3),
-                            "amplitude_correction": torch.tensor(0.0)})
+    neuron.load_state_dict(
+        {"threshold": torch.tensor(1.0), "bias": torch.tensor(0.3), "amplitude_correction": torch.tensor(0.0)}
+    )
     assert neuron(x).item() == 0.5
+
+
+def test_pure_functions_do_not_mutate_and_work_under_autograd():
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(4, 3, generator=gen, dtype=torch.float64) * 3
+    theta = torch.tensor([0.7, 1.0, 1.3], dtype=torch.float64)
+    keep = z.clone()
+    level = F.parallel_if_level(z, 4, theta, bias=torch.full((3,), 0.1, dtype=torch.float64))
+    rate = F.rate_from_level(F.rate_level(z, 4, theta), 4, theta)
+    spikes = F.spikes_from_level(level, 4, amplitude=theta)
+    assert torch.equal(z, keep)  # the in-place fast path only touches fresh tensors
+    zg = z.clone().requires_grad_(True)  # autograd path: same values, no in-place error
+    assert torch.equal(F.rate_from_level(F.rate_level(zg, 4, theta), 4, theta), rate)
+    assert torch.equal(F.parallel_if_level(zg, 4, theta, bias=torch.full((3,), 0.1, dtype=torch.float64)), level)
+    ampg = theta.clone().requires_grad_(True)
+    assert torch.equal(F.spikes_from_level(level, 4, amplitude=ampg), spikes)
+    assert torch.equal(spikes, F.spikes_from_level(level, 4) * theta)

@@ -15,7 +15,7 @@ from ann2snn.validation import call_checked
 _SAMPLE_CAP = 1 << 18  # values kept per batch and site for percentiles
 
 
-def iter_input_batches(data: Iterable[Any], max_batches: int | None = None) -> Iterator[Tensor]:
+def iter_input_batches(data: Iterable[Any] | None, max_batches: int | None = None) -> Iterator[Tensor]:
     """Input tensors from an iterable of batches (tensors, or (x, y) pairs); checks emptiness and NaN/Inf."""
     if data is None:
         raise CalibrationError(
@@ -71,12 +71,20 @@ class ActivationObserver:
             return t.reshape(())
         return t.reshape((-1,) + (1,) * (self.feature_dims - 1))
 
-    def threshold(self, mode: str = "max", percentile: float = 99.9) -> Tensor:
-        """Per-layer (scalar) or per-channel (``[C, 1, ...]``) threshold; zero entries fall back to the max."""
+    def threshold(self, mode: str = "max", percentile: float = 99.9, timesteps: int = 8, shift: float = 0.5) -> Tensor:
+        """Per-layer (scalar) or per-channel (``[C, 1, ...]``) threshold; zero entries fall back to the max.
+
+        ``mode="mse"`` searches the θ of least quantization MSE for a neuron run ``timesteps`` steps with rounding
+        ``shift`` (see :func:`ann2snn.calibrate.mse.mse_threshold`).
+        """
         if self.max is None:
             raise CalibrationError("no data was observed at this site")
         if mode == "max":
             value = self.max.clone()
+        elif mode == "mse":
+            from ann2snn.calibrate.mse import mse_threshold
+
+            value = mse_threshold(torch.cat(self.samples, dim=1), timesteps, shift)
         else:
             data = torch.cat(self.samples, dim=1).numpy()
             value = torch.from_numpy(np.percentile(data, percentile, axis=1).astype(np.float32))

@@ -9,6 +9,8 @@ from ann2snn.cli import (  # noqa: F401
     convert_cmd,
     demo_cmd,
     evaluate_cmd,
+    export_cmd,
+    robustness_cmd,
     train_cmd,  # noqa: F401  (registers ``train``)
 )
 from ann2snn.cli.app import app, main

@@ -54,3 +54,15 @@ def echo_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
+
+
+def cost_line(report: Any) -> str:
+    """One line with the spike/SOP/energy summary of a report that went through ``write_full_report``."""
+    cost = report.extra.get("cost")
+    if not cost:
+        return ""
+    ann = cost.get("ann_energy_pj")
+    ann_text = "" if ann is None else f" vs ANN {ann / 1e6:.2f} µJ ({cost['snn_energy_pj'] / ann:.2f}×)"
+    rates = ", ".join(f"{n} {r:.3f}" for n, r in report.firing_rates.items())
+    return (f"{report.method} T={cost['timesteps']}: {cost['sops'] / 1e6:.2f} M SOPs/image, "
+            f"energy {cost['snn_energy_pj'] / 1e6:.2f} µJ/image{ann_text}; firing rates: {rates}")

@@ -49,9 +49,7 @@ def compare_command(
     test, calib = test_and_calibration_loaders(
         name, data_dir, limit, batch_size, calibration_batches if needs_data else 0
     )
-    report = compare(
-        ckpt.model, test, names, ts, presteps=presteps, calibration_data=calib or None, progress=not quiet
-    )
+    report = compare(ckpt.model, test, names, ts, presteps=presteps, calibration_data=calib or None, progress=not quiet)
     by_latency = report.by_latency()
     echo_table(
         f"{name}: accuracy (%) at equal latency T_total = presteps + T (ANN {fmt(report.ann_accuracy)})",

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ann2snn.cli.app import app
-from ann2snn.cli.common import echo_table, fmt, parse_int_list
+from ann2snn.cli.common import cost_line, echo_table, fmt, parse_int_list
 
 
 @app.command("demo")
@@ -28,6 +28,7 @@ def demo_command(
     from ann2snn.config import ConversionConfig, QuantConfig
     from ann2snn.data import load_dataset, make_loader
     from ann2snn.evaluate import evaluate
+    from ann2snn.evaluate.html import write_full_report
     from ann2snn.models import create_model
     from ann2snn.simulate import simulate
     from ann2snn.train import TrainConfig, train
@@ -53,12 +54,12 @@ def demo_command(
     )
     qann = result.model
     test = make_loader(test_data, 256, shuffle=False)
+    x = next(iter(test))[0].to(next(qann.parameters()).device)
     reports = {}
     for method in ("serial", "parallel"):
         snn = convert(qann, ConversionConfig(method=method, timesteps=max(ts)))
         reports[method] = evaluate(qann, snn, test, ts, progress=not quiet)
-        reports[method].save(out / method)
-    x = next(iter(test))[0].to(next(qann.parameters()).device)
+        write_full_report(reports[method], qann, snn, x, out / method)
     parallel = convert(qann, ConversionConfig(method="parallel", timesteps=levels))
     spike, rate = simulate(parallel, x, mode="spike"), simulate(parallel, x, mode="rate")
     with torch.no_grad():
@@ -76,7 +77,9 @@ def demo_command(
         f"spike vs rate mode = {(spike.mean_output - rate.mean_output).abs().max():.2e}; "
         f"spikes/image = {float(rate.total_spikes().mean()):.0f}"
     )
+    for method in ("serial", "parallel"):
+        typer.echo(cost_line(reports[method]))
     typer.echo(
-        f"reports: {out / 'serial'}/report.md, {out / 'parallel'}/report.md (+ JSON, PNG); "
+        f"reports: {out / 'serial'}/report.md, {out / 'parallel'}/report.md (+ .html, .json, PNG plots); "
         f"checkpoint: {result.checkpoint}; {time.perf_counter() - start:.0f} s"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ann2snn.cli.app import app
-from ann2snn.cli.common import METHOD_HELP, echo_table, fmt, parse_int_list
+from ann2snn.cli.common import METHOD_HELP, cost_line, echo_table, fmt, parse_int_list
 
 
 @app.command("evaluate")
@@ -52,7 +52,10 @@ def evaluate_command(
         [[str(t), fmt(report.ann_accuracy), fmt(report.snn_accuracy[t]), fmt(report.gap(t))] for t in ts],
     )
     if out is not None:
-        paths = report.save(out)
+        from ann2snn.evaluate.html import write_full_report
+
+        paths = write_full_report(report, ckpt.model, snn, next(iter(test))[0].to(dev), out)
+        typer.echo(cost_line(report))
         typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
     if json_path is not None:
         report.to_json(json_path)

@@ -58,7 +58,7 @@ class _Structural(fx.Interpreter):
         return super().run_node(n)
 
     def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
-        mod = self.fetch_attr(target)
+        mod: Any = self.fetch_attr(target)
         x = args[0]
         if isinstance(mod, SpikingNeuron):
             probe = torch.zeros_like(x, requires_grad=True)
@@ -81,7 +81,7 @@ class _Structural(fx.Interpreter):
         if isinstance(mod, _ADAPTIVE):
             y = y * (x[0, 0].numel() / y[0, 0].numel())
         elif isinstance(mod, tuple(_AVG)):
-            y = y * _window(mod)
+            y = y * _window(mod)  # type: ignore[arg-type]
         return y
 
     def call_function(self, target: Any, args: Any, kwargs: Any) -> Any:
@@ -95,7 +95,7 @@ class _Structural(fx.Interpreter):
 
 
 def _window(mod: nn.Module) -> float:
-    k = mod.kernel_size  # type: ignore[attr-defined]
+    k: Any = mod.kernel_size
     dims = _AVG[type(mod)]
     return float(torch.tensor(k).prod()) if isinstance(k, (tuple, list)) else float(k**dims)
 
@@ -108,23 +108,31 @@ def fanout_maps(snn: SpikingModel, input_shape: tuple[int, ...]) -> tuple[dict[s
     """
     interp = _Structural(snn.net)
     param = next(snn.net.parameters(), None)
-    x = torch.zeros((1, *input_shape), dtype=param.dtype if param is not None else torch.float32,
-                    device=param.device if param is not None else None)
+    x = torch.zeros(
+        (1, *input_shape),
+        dtype=param.dtype if param is not None else torch.float32,
+        device=param.device if param is not None else None,
+    )
     with torch.enable_grad():
         interp.run(x)
         total = sum((y.sum() for y in interp.weighted), torch.zeros((), dtype=x.dtype, device=x.device))
         probes = list(interp.probes.values())
         grads = torch.autograd.grad(total, probes, allow_unused=True) if total.requires_grad else [None] * len(probes)
-    maps = {n: (g[0] if g is not None else torch.zeros_like(p[0])).detach().round()
-            for (n, p), g in zip(interp.probes.items(), grads)}
+    maps = {
+        n: (g[0] if g is not None else torch.zeros_like(p[0])).detach().round()
+        for (n, p), g in zip(interp.probes.items(), grads, strict=True)
+    }
     return maps, interp.analog_macs
 
 
 def ann_macs(ann: nn.Module, x: Tensor) -> dict[str, int]:
     """MACs per sample of every conv/linear layer of ``ann`` (by module name), from one forward of ``x``."""
     macs: dict[str, int] = {}
-    hooks = [m.register_forward_hook(lambda mod, _i, out, name=name: macs.__setitem__(name, _layer_macs(mod, out)))
-             for name, m in ann.named_modules() if isinstance(m, _WEIGHTED)]
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, out, name=name: macs.__setitem__(name, _layer_macs(mod, out)))
+        for name, m in ann.named_modules()
+        if isinstance(m, _WEIGHTED)
+    ]
     try:
         with torch.no_grad():
             ann.eval()(x[:1])
@@ -154,21 +162,29 @@ class CostReport:
         return dataclasses.asdict(self)
 
     def to_markdown(self) -> str:
-        rows = ["| layer | neurons | spikes/sample | firing rate | mean fan-out | SOPs/sample |",
-                "|---|---:|---:|---:|---:|---:|"]
-        rows += [f"| {r['layer']} | {r['neurons']} | {r['spikes']:.1f} | {r['firing_rate']:.4f} | "
-                 f"{r['mean_fanout']:.1f} | {r['sops']:.3g} |" for r in self.layers]
+        rows = [
+            "| layer | neurons | spikes/sample | firing rate | mean fan-out | SOPs/sample |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        rows += [
+            f"| {r['layer']} | {r['neurons']} | {r['spikes']:.1f} | {r['firing_rate']:.4f} | "
+            f"{r['mean_fanout']:.1f} | {r['sops']:.3g} |"
+            for r in self.layers
+        ]
         ratio = "—" if not self.ann_energy_pj else f"{self.snn_energy_pj / self.ann_energy_pj:.3f}"
         ann_e = "—" if self.ann_energy_pj is None else f"{self.ann_energy_pj / 1e6:.4g}"
         ann_m = "—" if self.ann_macs is None else f"{self.ann_macs:.4g}"
-        return "\n".join(rows + [
-            "",
-            f"Per sample at T = {self.timesteps} ({self.num_samples} samples): {self.sops:.4g} SOPs (ACs) + "
-            f"{self.snn_macs:.4g} MACs in the analog-input layer(s) ({', '.join(self.analog_layers) or 'none'}, "
-            f"T × {sum(self.analog_layers.values()):.4g}); ANN: {ann_m} MACs.",
-            f"Energy estimate (45 nm: {self.e_ac_pj} pJ/AC, {self.e_mac_pj} pJ/MAC; neuron updates and memory not "
-            f"counted): SNN {self.snn_energy_pj / 1e6:.4g} µJ, ANN {ann_e} µJ, SNN/ANN = {ratio}.",
-        ])
+        return "\n".join(
+            rows
+            + [
+                "",
+                f"Per sample at T = {self.timesteps} ({self.num_samples} samples): {self.sops:.4g} SOPs (ACs) + "
+                f"{self.snn_macs:.4g} MACs in the analog-input layer(s) ({', '.join(self.analog_layers) or 'none'}, "
+                f"T × {sum(self.analog_layers.values()):.4g}); ANN: {ann_m} MACs.",
+                f"Energy estimate (45 nm: {self.e_ac_pj} pJ/AC, {self.e_mac_pj} pJ/MAC; neuron updates and memory not "
+                f"counted): SNN {self.snn_energy_pj / 1e6:.4g} µJ, ANN {ann_e} µJ, SNN/ANN = {ratio}.",
+            ]
+        )
 
 
 def _spike_counts(snn: SpikingModel, x: Tensor, timesteps: int) -> dict[str, Tensor]:
@@ -179,8 +195,7 @@ def _spike_counts(snn: SpikingModel, x: Tensor, timesteps: int) -> dict[str, Ten
         c = (out != 0).sum(0).to(torch.float64)
         counts[name] = counts[name] + c if name in counts else c
 
-    hooks = [m.register_forward_hook(lambda mod, i, o, name=n: hook(mod, i, o, name))
-             for n, m in snn.neurons().items()]
+    hooks = [m.register_forward_hook(lambda mod, i, o, name=n: hook(mod, i, o, name)) for n, m in snn.neurons().items()]
     try:
         simulate(snn, x, timesteps, mode="spike", record=False)
     finally:
@@ -189,8 +204,15 @@ def _spike_counts(snn: SpikingModel, x: Tensor, timesteps: int) -> dict[str, Ten
     return counts
 
 
-def spike_cost(snn: SpikingModel, x: Tensor, timesteps: int | None = None, ann: nn.Module | None = None,
-               *, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> CostReport:
+def spike_cost(
+    snn: SpikingModel,
+    x: Tensor,
+    timesteps: int | None = None,
+    ann: nn.Module | None = None,
+    *,
+    e_ac_pj: float = E_AC_PJ,
+    e_mac_pj: float = E_MAC_PJ,
+) -> CostReport:
     """Exact SOPs, MACs and energy per sample of ``snn`` on the batch ``x`` ``[B, ...]`` at T steps.
 
     Shape: ``x`` ``[B, ...]`` analog inputs (direct encoding).
@@ -202,24 +224,42 @@ def spike_cost(snn: SpikingModel, x: Tensor, timesteps: int | None = None, ann: 
     maps, analog = fanout_maps(snn, tuple(x.shape[1:]))
     counts = _spike_counts(snn, x, T)
     B = x.shape[0]
-    layers = []
+    layers: list[dict[str, Any]] = []
     for name, fan in maps.items():
         c = counts.get(name, torch.zeros_like(fan, dtype=torch.float64))
         spikes = float(c.sum()) / B
         sops = float((c.cpu() * fan.double().cpu()).sum()) / B
-        layers.append({"layer": name, "neurons": int(fan.numel()), "spikes": spikes,
-                       "firing_rate": spikes / max(1, fan.numel() * T), "mean_fanout": float(fan.double().mean()),
-                       "sops": sops})
-    total_sops = sum(r["sops"] for r in layers)
+        layers.append(
+            {
+                "layer": name,
+                "neurons": int(fan.numel()),
+                "spikes": spikes,
+                "firing_rate": spikes / max(1, fan.numel() * T),
+                "mean_fanout": float(fan.double().mean()),
+                "sops": sops,
+            }
+        )
+    total_sops = float(sum(float(r["sops"]) for r in layers))
     snn_macs = float(T * sum(analog.values()))
     a_macs = None if ann is None else sum(ann_macs(ann, x.to(next(ann.parameters()).device)).values())
-    return CostReport(T, B, layers, analog, total_sops, snn_macs, a_macs,
-                      total_sops * e_ac_pj + snn_macs * e_mac_pj, None if a_macs is None else a_macs * e_mac_pj,
-                      e_ac_pj, e_mac_pj)
+    return CostReport(
+        T,
+        B,
+        layers,
+        analog,
+        total_sops,
+        snn_macs,
+        a_macs,
+        total_sops * e_ac_pj + snn_macs * e_mac_pj,
+        None if a_macs is None else a_macs * e_mac_pj,
+        e_ac_pj,
+        e_mac_pj,
+    )
 
 
-def add_cost(report: Any, ann: nn.Module | None, snn: SpikingModel, x_example: Tensor,
-             timesteps: int | None = None) -> CostReport:
+def add_cost(
+    report: Any, ann: nn.Module | None, snn: SpikingModel, x_example: Tensor, timesteps: int | None = None
+) -> CostReport:
     """Compute :func:`spike_cost` at max(report.timesteps) and add it to ``report.extra`` (JSON + Markdown)."""
     T = timesteps or max(report.timesteps)
     cost = spike_cost(snn, x_example, T, ann)

@@ -72,8 +72,10 @@ def _md_table_to_html(md: str) -> str:
 
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption>' \
-           "</figure>"
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption>'
+        "</figure>"
+    )
 
 
 def to_html(report: ConversionReport, plots: dict[str, Path]) -> str:
@@ -133,12 +135,21 @@ def write_full_report(
         errors = layer_errors(ann, snn, sample_batch, t_max)
         report.extra["layer_error"] = errors
         report.extra[f"Layer error at T = {t_max}"] = layer_error_table(errors, t_max)
-        plots["layer_error"] = _bar_png(out / "layer_error.png", list(errors),
-                                        [e["mean_abs_error"] for e in errors.values()],
-                                        "mean |ANN − SNN mean output|", f"Activation error per layer at T = {t_max}")
+        plots["layer_error"] = _bar_png(
+            out / "layer_error.png",
+            list(errors),
+            [e["mean_abs_error"] for e in errors.values()],
+            "mean |ANN − SNN mean output|",
+            f"Activation error per layer at T = {t_max}",
+        )
     names = list(report.firing_rates)
-    plots["firing"] = _bar_png(out / "firing_rates.png", names, [report.firing_rates[n] for n in names],
-                               "spikes / neuron / step", f"Firing rate per layer at T = {t_max}")
+    plots["firing"] = _bar_png(
+        out / "firing_rates.png",
+        names,
+        [report.firing_rates[n] for n in names],
+        "spikes / neuron / step",
+        f"Firing rate per layer at T = {t_max}",
+    )
     md_links = ["![accuracy vs T](accuracy_vs_T.png)", "![firing rates](firing_rates.png)"]
     if "layer_error" in plots:
         md_links.append("![layer error](layer_error.png)")

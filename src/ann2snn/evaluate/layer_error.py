@@ -27,8 +27,10 @@ def _ann_activations(ann: nn.Module, x: Tensor) -> dict[str, Tensor]:
     gm = trace(copy.deepcopy(ann).eval())
     names = modularize_sites(gm)
     acts: dict[str, Tensor] = {}
-    hooks = [gm.get_submodule(n).register_forward_hook(lambda _m, _i, out, n=n: acts.__setitem__(n, out.detach()))
-             for n in names]
+    hooks = [
+        gm.get_submodule(n).register_forward_hook(lambda _m, _i, out, n=n: acts.__setitem__(n, out.detach()))
+        for n in names
+    ]
     try:
         with torch.no_grad():
             gm(x)
@@ -96,9 +98,15 @@ def layer_errors(ann: nn.Module, snn: SpikingModel, x: Tensor, timesteps: int | 
 
 def layer_error_table(errors: dict[str, Any], timesteps: int) -> str:
     """Markdown table of :func:`layer_errors`."""
-    rows = [f"Mean |ANN activation − SNN time-mean output| per site at T = {timesteps}.", "",
-            "| site | mean abs error | max abs error | mean abs ANN activation | relative |",
-            "|---|---:|---:|---:|---:|"]
-    rows += [f"| {n} | {e['mean_abs_error']:.4g} | {e['max_abs_error']:.4g} | {e['mean_abs_ann']:.4g} | "
-             f"{e['relative_error']:.3f} |" for n, e in errors.items()]
+    rows = [
+        f"Mean |ANN activation − SNN time-mean output| per site at T = {timesteps}.",
+        "",
+        "| site | mean abs error | max abs error | mean abs ANN activation | relative |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    rows += [
+        f"| {n} | {e['mean_abs_error']:.4g} | {e['max_abs_error']:.4g} | {e['mean_abs_ann']:.4g} | "
+        f"{e['relative_error']:.3f} |"
+        for n, e in errors.items()
+    ]
     return "\n".join(rows)

@@ -108,17 +108,28 @@ class _Builder:
             return srcs
         if isinstance(mod, nn.Conv2d):
             if mod.padding_mode != "zeros":
-                raise ExportError(f"NIR export: conv '{node.target}' uses padding_mode={mod.padding_mode!r}; "
-                                  "NIR Conv2d pads with zeros only")
+                raise ExportError(
+                    f"NIR export: conv '{node.target}' uses padding_mode={mod.padding_mode!r}; "
+                    "NIR Conv2d pads with zeros only"
+                )
             bias = mod.bias if mod.bias is not None else torch.zeros(mod.out_channels, dtype=mod.weight.dtype)
             padding = mod.padding if isinstance(mod.padding, str) else _pair(mod.padding)
-            conv = nir.Conv2d(input_shape=self.shape(node.args[0])[1:], weight=_np(mod.weight),  # type: ignore[arg-type]
-                              stride=_pair(mod.stride), padding=padding, dilation=_pair(mod.dilation),
-                              groups=mod.groups, bias=_np(bias))
+            conv = nir.Conv2d(
+                input_shape=self.shape(node.args[0])[1:],  # type: ignore[arg-type]
+                weight=_np(mod.weight),
+                stride=_pair(mod.stride),
+                padding=padding,
+                dilation=_pair(mod.dilation),
+                groups=mod.groups,
+                bias=_np(bias),
+            )
             return self.add(name, conv, srcs)
         if isinstance(mod, nn.Linear):
-            lin = nir.Linear(weight=_np(mod.weight)) if mod.bias is None else nir.Affine(
-                weight=_np(mod.weight), bias=_np(mod.bias))
+            lin = (
+                nir.Linear(weight=_np(mod.weight))
+                if mod.bias is None
+                else nir.Affine(weight=_np(mod.weight), bias=_np(mod.bias))
+            )
             return self.add(name, lin, srcs)
         if isinstance(mod, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             return self.avgpool(node, mod, name, srcs)
@@ -126,8 +137,10 @@ class _Builder:
             return self.flatten(node, name, srcs, mod.start_dim, mod.end_dim)
         if isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d)):
             raise ExportError(f"NIR export: module '{node.target}' ({type(mod).__name__}): {_POOL_HINT}")
-        raise ExportError(f"NIR export: module '{node.target}' ({type(mod).__name__}) has no NIR equivalent; "
-                          "NIR covers Conv2d, Linear, AvgPool2d, Flatten, add and IF/LIF neurons")
+        raise ExportError(
+            f"NIR export: module '{node.target}' ({type(mod).__name__}) has no NIR equivalent; "
+            "NIR covers Conv2d, Linear, AvgPool2d, Flatten, add and IF/LIF neurons"
+        )
 
     def avgpool(self, node: fx.Node, mod: nn.Module, name: str, srcs: list[str]) -> list[str]:
         import nir
@@ -137,16 +150,20 @@ class _Builder:
             oh, ow = _pair(mod.output_size)
             oh, ow = oh or h, ow or w
             if h % oh or w % ow:
-                raise ExportError(f"NIR export: adaptive pool '{node.target}' maps {h}x{w} to {oh}x{ow}, which is "
-                                  "not one fixed window; use an input size divisible by the output size")
+                raise ExportError(
+                    f"NIR export: adaptive pool '{node.target}' maps {h}x{w} to {oh}x{ow}, which is "
+                    "not one fixed window; use an input size divisible by the output size"
+                )
             kernel, stride, padding = np.array([h // oh, w // ow]), np.array([h // oh, w // ow]), np.array([0, 0])
         else:
             assert isinstance(mod, nn.AvgPool2d)
             kernel, padding = _pair(mod.kernel_size), _pair(mod.padding)
             stride = _pair(mod.stride if mod.stride is not None else mod.kernel_size)
             if mod.ceil_mode or mod.divisor_override is not None or (padding.any() and not mod.count_include_pad):
-                raise ExportError(f"NIR export: avg-pool '{node.target}' uses ceil_mode/divisor_override/"
-                                  "count_include_pad=False, which NIR AvgPool2d cannot express")
+                raise ExportError(
+                    f"NIR export: avg-pool '{node.target}' uses ceil_mode/divisor_override/"
+                    "count_include_pad=False, which NIR AvgPool2d cannot express"
+                )
         return self.add(name, nir.AvgPool2d(kernel_size=kernel, stride=stride, padding=padding), srcs)
 
     def flatten(self, node: fx.Node, name: str, srcs: list[str], start: int = 1, end: int = -1) -> list[str]:
@@ -167,8 +184,9 @@ class _Builder:
         import nir
 
         shape = self.shape(node)
-        dtype = mod.threshold.dtype
-        theta = torch.broadcast_to(mod.threshold.detach().cpu(), shape).contiguous()
+        threshold: Tensor = mod.threshold  # type: ignore[assignment]
+        dtype = threshold.dtype
+        theta = torch.broadcast_to(threshold.detach().cpu(), shape).contiguous()
         amplitude = theta
         if isinstance(mod, ParallelIFNeuron):
             if node.args[0] in self.spiking:
@@ -178,13 +196,17 @@ class _Builder:
                     "same spike count only for a constant input, but this layer's input comes from spiking "
                     "neurons. Convert with ConversionConfig(method='serial') and export that network instead"
                 )
-            if bool(torch.any(mod.bias != 0)):
-                raise ExportError(f"NIR export: parallel neuron '{node.target}' has a calibration bias ψ_DA; "
-                                  "export the network before distribution-aware calibration or use method='serial'")
+            if bool(torch.any(mod.bias != 0)):  # type: ignore[arg-type]
+                raise ExportError(
+                    f"NIR export: parallel neuron '{node.target}' has a calibration bias ψ_DA; "
+                    "export the network before distribution-aware calibration or use method='serial'"
+                )
             amplitude = torch.broadcast_to(mod.amplitude.detach().cpu(), shape).contiguous()
             leak, leak_delta, reset, v_init = 1.0, 0.0, "subtract", 0.5
-            self.notes.append(f"parallel neuron '{node.target}' exported as its serial equivalent (IF, v(0)=θ/2, "
-                              "reset by subtraction): same spike counts and mean output, spikes spread in time")
+            self.notes.append(
+                f"parallel neuron '{node.target}' exported as its serial equivalent (IF, v(0)=θ/2, "
+                "reset by subtraction): same spike counts and mean output, spikes spread in time"
+            )
         elif isinstance(mod, IFNeuron):
             leak, leak_delta, reset, v_init = mod.leak, mod.leak_delta, mod.reset_mode, mod.v_init
         else:
@@ -216,8 +238,9 @@ class _Builder:
             neuron = nir.IF(r=np.ones_like(th_np), v_threshold=v_thr, v_reset=zeros, metadata=meta)
         else:
             tau = np.full_like(th_np, 1.0 / (1.0 - leak))
-            neuron = nir.LIF(tau=tau, r=tau.copy(), v_leak=zeros.copy(), v_threshold=v_thr, v_reset=zeros,
-                             metadata=meta)
+            neuron = nir.LIF(
+                tau=tau, r=tau.copy(), v_leak=zeros.copy(), v_threshold=v_thr, v_reset=zeros, metadata=meta
+            )
         out = self.add(name, neuron, srcs)
         if bool(torch.all(amplitude == 1)):
             return out
@@ -278,8 +301,13 @@ class _Builder:
             del self.nodes[scale_name]
 
 
-def to_nir(snn: SpikingModel, input_shape: Sequence[int] | None = None, *, extensions: bool = False,
-           fold_amplitude: bool = True) -> Any:
+def to_nir(
+    snn: SpikingModel,
+    input_shape: Sequence[int] | None = None,
+    *,
+    extensions: bool = False,
+    fold_amplitude: bool = True,
+) -> Any:
     """Build the ``nir.NIRGraph`` of a converted SNN (see the module docstring for what is exact).
 
     Args:
@@ -309,7 +337,9 @@ def to_nir(snn: SpikingModel, input_shape: Sequence[int] | None = None, *, exten
         with torch.no_grad():
             ShapeProp(gm).propagate(torch.zeros((1, *input_shape), dtype=dtype, device=getattr(param, "device", None)))
     except Exception as exc:
-        raise ExportError(f"export_nir: the network does not run on inputs of shape {tuple(input_shape)}: {exc}") from exc
+        raise ExportError(
+            f"export_nir: the network does not run on inputs of shape {tuple(input_shape)}: {exc}"
+        ) from exc
     finally:
         snn.reset()
     b = _Builder(snn, extensions)
@@ -351,13 +381,22 @@ def to_nir(snn: SpikingModel, input_shape: Sequence[int] | None = None, *, exten
     except (ValueError, AssertionError) as exc:
         raise ExportError(f"NIR export: the NIR graph does not type-check: {exc}") from exc
     if b.extended:
-        log.warning("NIR export: %d neuron node(s) need ann2snn_* metadata to simulate exactly: %s",
-                    len(b.extended), ", ".join(b.extended))
+        log.warning(
+            "NIR export: %d neuron node(s) need ann2snn_* metadata to simulate exactly: %s",
+            len(b.extended),
+            ", ".join(b.extended),
+        )
     return graph
 
 
-def export_nir(snn: SpikingModel, path: str | os.PathLike[str], input_shape: Sequence[int] | None = None, *,
-               extensions: bool = False, fold_amplitude: bool = True) -> Any:
+def export_nir(
+    snn: SpikingModel,
+    path: str | os.PathLike[str],
+    input_shape: Sequence[int] | None = None,
+    *,
+    extensions: bool = False,
+    fold_amplitude: bool = True,
+) -> Any:
     """Write ``snn`` as a NIR HDF5 file at ``path`` (atomically) and return the ``nir.NIRGraph``.
 
     Example:

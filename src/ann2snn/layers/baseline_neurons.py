@@ -104,8 +104,8 @@ class _PreSimIFNeuron(IFNeuron):
 
 class SRPNeuron(_PreSimIFNeuron):
     """SRP neuron (Hao et al. AAAI 2023): τ = ``presteps`` pre-simulation steps; neurons whose residual potential
-    is not positive at the end (:func:`~ann2snn.functional.baseline_neuron.srp_keep_mask`) stay silent in the real run, which
-    restarts every neuron from ``v_init·θ``.
+    is not positive at the end (:func:`~ann2snn.functional.baseline_neuron.srp_keep_mask`) stay silent in the
+    real run, which restarts every neuron from ``v_init·θ``.
 
     Shape: input current ``[B, ...]`` → output ``θ·spikes`` ``[B, ...]`` (one call per time step).
     """
@@ -127,8 +127,8 @@ class SRPNeuron(_PreSimIFNeuron):
 
 class COSNeuron(_PreSimIFNeuron):
     """COS neuron (Hao et al. ICLR 2023): ρ = ``presteps`` pre-simulation steps; each neuron then restarts the real
-    run from ``v_init·θ`` plus the shift :func:`~ann2snn.functional.baseline_neuron.cos_initial_shift` that cancels its offset
-    spike (one spike too many → lower v(0), one too few → raise it).
+    run from ``v_init·θ`` plus the shift :func:`~ann2snn.functional.baseline_neuron.cos_initial_shift` that
+    cancels its offset spike (one spike too many → lower v(0), one too few → raise it).
 
     Shape: input current ``[B, ...]`` → output ``θ·spikes`` ``[B, ...]`` (one call per time step).
     """

@@ -34,7 +34,8 @@ class SpikingNeuron(nn.Module):
         self.num_neurons = 0  # neurons per sample, set on the first forward
 
     def reset(self) -> None:
-        self.spike_count = None
+        if self.spike_count is not None:  # nn.Module.__setattr__ is slow; skip no-op writes
+            self.spike_count = None
 
     def _count(self, spikes_per_sample: Tensor, per_sample_shape: torch.Size) -> None:
         if not self.record:

@@ -1,6 +1,7 @@
 """Model-to-model transforms: trace, prepare, fold BN, convert."""
 
 from ann2snn.transforms import baselines as _baselines  # noqa: F401  (registers method="srp" and "cos")
+from ann2snn.transforms import steprelu as _steprelu  # noqa: F401  (registers method="steprelu")
 from ann2snn.transforms.convert import convert, register_method
 from ann2snn.transforms.fold_bn import fold_batchnorm
 from ann2snn.transforms.prepare import prepare

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -84,8 +85,8 @@ def _source(module: nn.Module) -> tuple[str, int | None, Tensor | None]:
         return "qcfs", module.levels, module.threshold.detach().clone()
     if isinstance(module, ClipReLU):
         return "clip", None, module.threshold.detach().clone()
-    if isinstance(module, StepReLU):
-        return "steprelu", None, None
+    if isinstance(module, StepReLU):  # threshold Θ = n·θ_s (docs/steprelu.md)
+        return "steprelu", module.steps, torch.tensor(module.step * module.steps, dtype=torch.float64)
     return "relu", None, None
 
 
@@ -111,8 +112,16 @@ def _collect_sites(
 ) -> list[Site]:
     infos = {name: _source(gm.get_submodule(name)) for name in names}
     steprelu = [n for n, (src, _, _) in infos.items() if src == "steprelu"]
-    if steprelu:
-        raise UnsupportedModelError(f"convert: StepReLU sites {steprelu} need a StepReLU conversion method")
+    if steprelu and config.method != "steprelu":
+        raise UnsupportedModelError(
+            f"convert: StepReLU sites {steprelu} convert only with ConversionConfig(method='steprelu')"
+        )
+    if config.method == "steprelu" and len(steprelu) != len(infos):
+        others = [n for n in infos if n not in steprelu]
+        raise UnsupportedModelError(
+            f"convert: method='steprelu' needs StepReLU at every site, but {others} are not; prepare the model "
+            "with QuantConfig(activation='steprelu') or pick another method"
+        )
     data_mode = config.threshold_mode
     need_data = [n for n, (_, _, th) in infos.items() if data_mode != "auto" or th is None]
     observed = {}
@@ -129,7 +138,8 @@ def _collect_sites(
         src, levels, th = infos[name]
         if name in observed:
             mode = "percentile" if data_mode == "auto" else data_mode
-            th, origin = observed[name].threshold(mode, config.percentile), mode
+            shift = 0.5 if config.method == "parallel" else config.v_init
+            th, origin = observed[name].threshold(mode, config.percentile, config.timesteps, shift), mode
             if mode == "percentile":
                 origin = f"{config.percentile:g}th percentile"
             origin += " per channel" if config.per_channel else " per layer"
@@ -165,6 +175,9 @@ def convert(
     if not isinstance(model, nn.Module):
         raise UnsupportedModelError(f"convert expects a torch.nn.Module, got {type(model).__name__}")
     check_finite_model(model)
+    if config.calibration is not None and calibration_data is not None and iter(calibration_data) is calibration_data:
+        # a one-shot iterator feeds both thresholds and calibration
+        calibration_data = list(itertools.islice(calibration_data, max(max_batches or 0, config.calibration_batches)))
     gm = trace(copy.deepcopy(model).eval())
     check_activations(gm, "convert")
     names = modularize_sites(gm)
@@ -198,4 +211,10 @@ def convert(
     gm.recompile()
     for note in notes:
         log.info(note)
-    return SpikingModel(gm, config, infos, notes, execution).train(False)
+    snn = SpikingModel(gm, config, infos, notes, execution).train(False)
+    if config.calibration is not None:  # error calibration (calibrate/): DA, or Li bias/potential correction
+        from ann2snn.calibrate.api import calibrate
+
+        snn = calibrate(snn, model, calibration_data, config, inplace=True)
+        log.info(snn.log[-1])
+    return snn

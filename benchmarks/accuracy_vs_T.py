@@ -1,0 +1,126 @@
+"""Accuracy vs T on Fashion-MNIST (full test set): QCFS ANN vs serial IF vs parallel conversion, L = 4 and 8.
+
+The QCFS-trained CNNs come from ``common.trained_cnn`` (cached checkpoints, trained on first use). For each L:
+the ANN once; the serial IF SNN (v(0) = θ/2, reset by subtraction) simulated once for max(T) steps and read at
+every prefix; the parallel SNN at every T in rate mode (exact spike counts, ~1 ANN forward), with spike mode
+re-run on the first ``--check`` test images to confirm it predicts the same.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/accuracy_vs_T.py
+
+Writes ``benchmarks/results/accuracy_vs_T.{csv,md,json,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ann2snn as a2s  # noqa: E402
+import common  # noqa: E402
+
+TIMESTEPS = (1, 2, 4, 8, 16, 32)
+
+
+def spike_rate_agreement(snn: a2s.SpikingModel, x: torch.Tensor, timesteps: tuple[int, ...]) -> float:
+    """Fraction of (image, T) pairs where parallel spike and rate mode predict the same class."""
+    same = total = 0
+    for t in timesteps:
+        spike = a2s.simulate(snn, x, t, mode="spike", record=False).predictions()
+        rate = a2s.simulate(snn, x, t, mode="rate", record=False).predictions()
+        same += int((spike == rate).sum())
+        total += spike.numel()
+    return same / total
+
+
+def run_level(levels: int, loader: Any, check_x: torch.Tensor, epochs: int) -> list[dict[str, Any]]:
+    qann = common.trained_cnn("qcfs", levels=levels, epochs=epochs).eval()
+    rows = []
+    reports = {}
+    for method in ("serial", "parallel"):
+        start = time.perf_counter()
+        snn = a2s.convert(qann, a2s.ConversionConfig(method=method, timesteps=levels))
+        reports[method] = a2s.evaluate(qann, snn, loader, TIMESTEPS)
+        print(f"L={levels} {method}: {reports[method].snn_accuracy} ({time.perf_counter() - start:.0f} s)", flush=True)
+        if method == "parallel":
+            agree = spike_rate_agreement(snn, check_x, TIMESTEPS)
+    ann = reports["parallel"].ann_accuracy
+    for t in TIMESTEPS:
+        rows.append(
+            {
+                "L": levels,
+                "T": t,
+                "ann": ann,
+                "serial_if": reports["serial"].snn_accuracy[t],
+                "parallel": reports["parallel"].snn_accuracy[t],
+                "parallel_minus_ann": reports["parallel"].snn_accuracy[t] - ann,
+                "spike_rate_agree": agree,
+            }
+        )
+    return rows
+
+
+def plot(rows: list[dict[str, Any]], stem: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = sorted({r["L"] for r in rows})
+    fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 3.8), squeeze=False)
+    for ax, L in zip(axes[0], levels, strict=True):
+        sel = [r for r in rows if r["L"] == L]
+        ts = [r["T"] for r in sel]
+        ax.axhline(sel[0]["ann"], color="gray", ls="--", label=f"QCFS ANN (L={L})")
+        ax.plot(ts, [r["serial_if"] for r in sel], marker="o", label="serial IF")
+        ax.plot(ts, [r["parallel"] for r in sel], marker="s", label="parallel")
+        ax.axvline(L, color="gray", ls=":", lw=0.8)
+        ax.set(xscale="log", xlabel="T", ylabel="top-1 accuracy (%)", title=f"Fashion-MNIST cnn, QCFS L={L}")
+        ax.set_xticks(list(TIMESTEPS), labels=[str(t) for t in TIMESTEPS])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    common.save_figure(fig, stem)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs of the cached models")
+    parser.add_argument("--limit", type=int, default=None, help="test images (default: all 10000)")
+    parser.add_argument("--check", type=int, default=500, help="images on which spike mode is checked")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--stem", default="accuracy_vs_T")
+    args = parser.parse_args(argv)
+    common.setup(args.threads)
+    loader = common.test_loader(limit=args.limit)
+    check_x = torch.stack([loader.dataset[i][0] for i in range(min(args.check, len(loader.dataset)))])
+    rows = []
+    for levels in args.levels:
+        rows += run_level(levels, loader, check_x, args.epochs)
+    notes = (
+        f"Fashion-MNIST test set ({len(loader.dataset)} images), cnn trained with QCFS (L levels, "
+        f"{args.epochs} epochs). serial_if: IF neurons, v(0) = θ/2, reset by subtraction. parallel: parallel IF "
+        "neurons (rate mode; spike_rate_agree = fraction of the first "
+        f"{len(check_x)} images x all T on which spike mode predicts the same class). At T = L parallel "
+        "conversion is lossless (parallel = ann)."
+    )
+    common.write_table(
+        rows,
+        args.stem,
+        title="Accuracy vs T: QCFS ANN, serial IF, parallel conversion",
+        notes=notes,
+        meta={"args": vars(args)},
+    )
+    plot(rows, args.stem)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""``calibrate``: error calibration of a converted SNN chosen by ``ConversionConfig.calibration``.
+
+``convert(model, config, calibration_data=...)`` calls :func:`calibrate` itself when ``config.calibration`` is set;
+call it directly to calibrate an SNN you already have (it returns a new SNN and never mutates its inputs).
+
+Example:
+    >>> import torch, ann2snn as a2s
+    >>> from torch import nn
+    >>> ann = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> data = [torch.rand(32, 1, 4, 4) for _ in range(4)]
+    >>> cfg = a2s.ConversionConfig(method="parallel", timesteps=4, per_channel=True, percentile=99.9)
+    >>> snn = a2s.convert(ann, cfg, calibration_data=data)
+    >>> snn_da = calibrate(snn, ann, data, cfg.replace(calibration="da"))
+    >>> snn_da.log[-1].startswith("DA calibration (match)")
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from torch import nn
+
+from ann2snn.calibrate.da import calibrate_da, calibrate_da_
+from ann2snn.calibrate.li import calibrate_li
+from ann2snn.config import ConversionConfig
+from ann2snn.errors import ConfigError
+from ann2snn.simulate.model import SpikingModel
+
+
+def calibrate(
+    snn: SpikingModel,
+    ann: nn.Module,
+    data: Iterable[Any] | None,
+    config: ConversionConfig | None = None,
+    *,
+    progress: bool = True,
+    inplace: bool = False,
+) -> SpikingModel:
+    """Calibrate ``snn`` (converted from ``ann``) on ``data`` as ``config.calibration`` says.
+
+    Args:
+        snn: the converted SNN.
+        ann: the ANN it came from (reference branch).
+        data: calibration batches (tensors or ``(x, y)``); at most ``config.calibration_batches`` are used.
+        config: which calibration (``"da"``, ``"li_bias"``, ``"li_potential"``) and its estimator; default
+            ``snn.config``.
+        progress: show a progress bar on a terminal.
+        inplace: calibrate ``snn`` itself (used by ``convert`` on the SNN it just built).
+
+    Returns:
+        The calibrated SNN (``snn`` itself only when ``inplace``).
+    """
+    config = snn.config if config is None else config
+    if config.calibration is None:
+        raise ConfigError("calibrate: config.calibration is None; set calibration='da', 'li_bias' or 'li_potential'")
+    if config.calibration == "da":
+        fn = calibrate_da_ if inplace else calibrate_da
+        return fn(
+            snn,
+            ann,
+            data,
+            estimator=config.estimator,
+            ema_alpha=config.ema_alpha,
+            max_batches=config.calibration_batches,
+            progress=progress,
+        )
+    mode = "bias" if config.calibration == "li_bias" else "potential"
+    return calibrate_li(snn, ann, data, mode=mode, max_batches=config.calibration_batches, progress=progress)

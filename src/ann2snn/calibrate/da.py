@@ -1,0 +1,241 @@
+"""Distribution-aware (DA) error calibration of parallel SNNs (Hao et al., ICML 2025; methods.md §3).
+
+Every parallel neuron gets a per-channel pre-activation bias ψ_DA and amplitude correction φ_DA so that, on the
+calibration data, its output matches the reference ANN (QCFS at its own L, or ``ClipReLU(θ)`` for a ReLU model).
+The calibrated branch is the SNN in rate mode, which yields the exact spike counts of spike mode, so calibrating
+in rate mode calibrates the SNN. Conv and linear sites are calibrated alike (channel = dim 1). No gradients.
+
+Estimators (``estimator=``):
+
+- ``"ema"``: the paper's rule, one pass, layer by layer at every batch: ``ψ ← αψ + (1−α)·mean(z_ref − z_cal)``,
+  then ``φ ← αφ + (1−α)·mean(a_ref − a_cal)`` with ``a_cal`` the output at amplitude θ (before φ).
+- ``"mean"``: the same pass with running means instead of the EMA (no start-up bias from 0).
+- ``"match"``: site by site, each over all batches: φ makes the channel's output mean on the calibration set equal
+  the reference's, and ψ is the shift whose mean-matched output has the least squared error to the paired
+  reference activations (:func:`~ann2snn.calibrate.estimators.match_output_mse`; ``objective="mean"`` takes the
+  ψ where the uncorrected output mean crosses the reference's instead). One pass per site, each stopping at its
+  site (about S/2 forward passes of both branches for S sites).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ann2snn.calibrate.estimators import ema_update, match_output_mean, match_output_mse, mean_update
+from ann2snn.calibrate.observers import iter_input_batches
+from ann2snn.calibrate.reference import Lockstep, channel_mean, channel_rows, channel_shape, reference_graph
+from ann2snn.config import ESTIMATORS
+from ann2snn.errors import CalibrationError, ConfigError
+from ann2snn.evaluate.progress import progress_bar
+from ann2snn.layers.neurons import RATE_MODE, ParallelIFNeuron
+from ann2snn.simulate.model import SpikingModel
+
+MATCH_SAMPLES = 1 << 15  # pre-activations kept per channel and site for output-mean matching
+MATCH_OBJECTIVES = ("mse", "mean")
+
+
+def calibrate_da(
+    snn: SpikingModel,
+    ann: nn.Module,
+    data: Iterable[Any] | None,
+    *,
+    estimator: str = "match",
+    ema_alpha: float = 0.99,
+    max_batches: int | None = 16,
+    progress: bool = True,
+    objective: str = "mse",
+) -> SpikingModel:
+    """A copy of the parallel ``snn`` with DA-calibrated ψ_DA / φ_DA; ``snn`` and ``ann`` are not modified.
+
+    Args:
+        snn: a parallel SNN from :func:`ann2snn.convert`.
+        ann: the ANN it was converted from (the reference branch).
+        data: calibration batches (tensors or ``(x, y)`` pairs); at most ``max_batches`` are used.
+        estimator: ``"match"``, ``"ema"`` or ``"mean"`` (see the module docstring).
+        ema_alpha: α of the EMA.
+        max_batches: cap on the batches read from ``data``.
+        progress: show a progress bar (only on a terminal).
+        objective: how ``"match"`` picks ψ among the mean-matching choices: ``"mse"`` (least squared error to
+            the reference activations, the default) or ``"mean"`` (ψ where the output mean at amplitude θ crosses
+            the reference mean; an ablation).
+
+    Returns:
+        The calibrated SNN; its ``log`` says what was calibrated, with which estimator, in how long.
+
+    Raises:
+        CalibrationError: no batches, or ``ann`` is not the model ``snn`` came from.
+    """
+    result = copy.deepcopy(snn)
+    calibrate_da_(
+        result,
+        ann,
+        data,
+        estimator=estimator,
+        ema_alpha=ema_alpha,
+        max_batches=max_batches,
+        progress=progress,
+        objective=objective,
+    )
+    return result
+
+
+def calibrate_da_(
+    snn: SpikingModel,
+    ann: nn.Module,
+    data: Iterable[Any] | None,
+    *,
+    estimator: str = "match",
+    ema_alpha: float = 0.99,
+    max_batches: int | None = 16,
+    progress: bool = True,
+    objective: str = "mse",
+) -> SpikingModel:
+    """In-place form of :func:`calibrate_da` (for an SNN the caller owns, e.g. inside ``convert``)."""
+    if not isinstance(snn, SpikingModel) or snn.execution != "parallel":
+        raise ConfigError("DA calibration needs a parallel SNN: convert with ConversionConfig(method='parallel')")
+    if estimator not in ESTIMATORS:
+        raise ConfigError(f"estimator={estimator!r} is not supported; choose one of {', '.join(ESTIMATORS)}")
+    if objective not in MATCH_OBJECTIVES:
+        raise ConfigError(f"objective={objective!r} is not supported; choose one of {', '.join(MATCH_OBJECTIVES)}")
+    neurons = {n: m for n, m in snn.neurons().items() if isinstance(m, ParallelIFNeuron)}
+    sites = [s.name for s in snn.sites if s.name in neurons]
+    reference = reference_graph(ann, snn)
+    param = next(snn.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.get_default_dtype()
+    batches = [x.to(device=device, dtype=dtype) for x in iter_input_batches(data, max_batches)]
+    T = snn.timesteps
+    snn.reset()
+    snn._set_parallel(RATE_MODE, T)
+    for m in neurons.values():  # start uncalibrated
+        theta = _tensor(m.threshold)
+        m.bias = torch.zeros((), dtype=theta.dtype, device=theta.device)
+        m.amplitude_correction = torch.zeros((), dtype=theta.dtype, device=theta.device)
+    lockstep = Lockstep(reference, snn.net, sites)
+    start = time.perf_counter()
+    if estimator == "match":
+        _match(lockstep, reference, neurons, sites, batches, T, progress, objective)
+    else:
+        _one_pass(lockstep, reference, neurons, batches, estimator, ema_alpha, progress)
+    seconds = time.perf_counter() - start
+    snn.reset()
+    snn.log.append(
+        f"DA calibration ({estimator}{f', alpha={ema_alpha:g}' if estimator == 'ema' else ''}"
+        f"{f', objective={objective}' if estimator == 'match' else ''}) of {len(sites)} "
+        f"site(s) at T={T} on {len(batches)} batch(es) in {seconds:.2f} s; per-channel ψ_DA and φ_DA"
+    )
+    snn.calibration_seconds = seconds  # type: ignore[assignment]
+    return snn
+
+
+def _one_pass(
+    lockstep: Lockstep,
+    reference: nn.Module,
+    neurons: dict[str, ParallelIFNeuron],
+    batches: list[Tensor],
+    estimator: str,
+    alpha: float,
+    progress: bool,
+) -> None:
+    """EMA / running-mean estimators: one pass over the batches, every site updated in graph order."""
+    count = 0
+
+    def site_fn(name: str, z_ref: Tensor, z_cal: Tensor) -> tuple[Tensor, Tensor]:
+        neuron = neurons[name]
+        a_ref = reference.get_submodule(name)(z_ref)
+        shape = channel_shape(z_cal)
+        dtype = _tensor(neuron.threshold).dtype
+        gap_z = channel_mean(z_ref - z_cal).to(dtype)
+        bias = _tensor(neuron.bias)
+        psi = bias.reshape(-1) if bias.dim() else torch.zeros_like(gap_z)
+        psi = ema_update(psi, gap_z, alpha) if estimator == "ema" else mean_update(psi, gap_z, count)
+        neuron.bias = psi.reshape(shape)
+        phi_old = _tensor(neuron.amplitude_correction)
+        neuron.amplitude_correction = torch.zeros_like(phi_old)
+        gap_a = channel_mean(a_ref - neuron(z_cal)).to(dtype)  # output gap at amplitude θ
+        phi = phi_old.reshape(-1) if phi_old.dim() else torch.zeros_like(gap_a)
+        phi = ema_update(phi, gap_a, alpha) if estimator == "ema" else mean_update(phi, gap_a, count)
+        neuron.amplitude_correction = phi.reshape(shape)
+        return a_ref, neuron(z_cal)
+
+    for x in progress_bar(batches, f"DA calibration ({estimator})", enabled=progress, total=len(batches)):
+        count += 1
+        lockstep.run(x, site_fn)
+
+
+class _SiteStats:
+    """Statistics of one site over the calibration batches: reference output mean, gap, paired samples."""
+
+    def __init__(self, per_batch: int, seed: int = 0) -> None:
+        self.ref_sum: Tensor | float = 0.0
+        self.gap_sum: Tensor | float = 0.0
+        self.count = 0
+        self.z: list[Tensor] = []
+        self.a: list[Tensor] = []
+        self.shape: tuple[int, ...] = ()
+        self.per_batch = per_batch
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def add(self, z_ref: Tensor, z_cal: Tensor, a_ref: Tensor) -> None:
+        n = z_cal.numel() // z_cal.shape[1]
+        self.ref_sum = self.ref_sum + channel_mean(a_ref) * n
+        self.gap_sum = self.gap_sum + channel_mean(z_ref - z_cal) * n
+        self.count += n
+        rows, ref_rows = channel_rows(z_cal.detach()), channel_rows(a_ref.detach())
+        if rows.shape[1] > self.per_batch:  # the same random positions for both
+            keep = torch.randperm(rows.shape[1], generator=self.gen)[: self.per_batch].to(rows.device)
+            rows, ref_rows = rows[:, keep], ref_rows[:, keep]
+        self.z.append(rows)
+        self.a.append(ref_rows)
+        self.shape = channel_shape(z_cal)
+
+
+def _match(
+    lockstep: Lockstep,
+    reference: nn.Module,
+    neurons: dict[str, ParallelIFNeuron],
+    sites: list[str],
+    batches: list[Tensor],
+    T: int,
+    progress: bool,
+    objective: str,
+) -> None:
+    """Exact output-mean matching, site by site in graph order (earlier sites already calibrated)."""
+    per_batch = max(1, MATCH_SAMPLES // len(batches))
+    for target in progress_bar(sites, "DA calibration (match)", enabled=progress, total=len(sites)):
+        stats = _SiteStats(per_batch)
+
+        def site_fn(name: str, z_ref: Tensor, z_cal: Tensor, target: str = target, stats: _SiteStats = stats) -> Any:
+            a_ref = reference.get_submodule(name)(z_ref)
+            if name == target:
+                stats.add(z_ref, z_cal, a_ref)
+            return a_ref, neurons[name](z_cal)
+
+        for x in batches:
+            lockstep.run(x, site_fn, stop_at=target)
+        if not stats.z:
+            raise CalibrationError(f"DA calibration: site '{target}' was never reached by the calibration data")
+        neuron = neurons[target]
+        theta = _tensor(neuron.threshold)
+        samples = torch.cat(stats.z, dim=1)
+        th = torch.broadcast_to(theta.reshape(-1), (samples.shape[0],))
+        ref_mean = _tensor(stats.ref_sum) / stats.count
+        if objective == "mse":
+            psi, phi = match_output_mse(samples, torch.cat(stats.a, dim=1), ref_mean, th, T)
+        else:
+            psi, phi = match_output_mean(samples, ref_mean, th, T, prior=_tensor(stats.gap_sum) / stats.count)
+        neuron.bias = psi.reshape(stats.shape).to(theta.dtype)
+        neuron.amplitude_correction = phi.reshape(stats.shape).to(theta.dtype)
+
+
+def _tensor(value: object) -> Tensor:
+    """A module buffer (typed ``Tensor | Module`` by nn.Module) or accumulated statistic, as a Tensor."""
+    if not isinstance(value, Tensor):
+        raise CalibrationError(f"DA calibration: expected a tensor, got {type(value).__name__}")
+    return value
