@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2000 test images, T=1,4, fewer methods")
     parser.add_argument("--serial-limit", type=int, default=2000, help="test images for serial baselines")
     parser.add_argument("--batches", type=int, default=16, help="calibration batches of 128 (<= 16)")
+    parser.add_argument("--relu-epochs", type=int, default=2, help="epochs of the cached plain-ReLU CNN")
+    parser.add_argument("--models", default="relu,qcfs", help="comma list of relu, qcfs (partial runs: own stem)")
     args = parser.parse_args()
     common.setup(1)
     _, test = common.fashion_data()
@@ -142,13 +144,23 @@ def main() -> None:
         x, y = x[:2000], y[:2000]
     calib = common.calibration_batches(args.batches, 128)
     relu_ts, qcfs_ts = ((1, 4), (1, 4)) if args.quick else (RELU_TS, QCFS_TS)
-    relu = common.trained_cnn("relu")
-    qcfs = common.trained_cnn("qcfs", levels=8)
-    relu_base = dict(method="parallel", threshold_mode="percentile", percentile=99.9, per_channel=True)
-    methods = {**PARALLEL, **{k: {**v, "method": "serial"} for k, v in SERIAL.items()}}
-    rows = run_model("ReLU CNN", relu, relu_ts, methods, relu_base, calib, x, y, args.serial_limit)
-    rows += run_model("QCFS L=8 CNN", qcfs, qcfs_ts, PARALLEL, dict(method="parallel"), calib, x, y, args.serial_limit)
+    models = args.models.split(",")
+    rows = []
+    if "relu" in models:
+        relu = common.trained_cnn("relu", epochs=args.relu_epochs)
+        relu_base = dict(method="parallel", threshold_mode="percentile", percentile=99.9, per_channel=True)
+        methods = {**PARALLEL, **{k: {**v, "method": "serial"} for k, v in SERIAL.items()}}
+        rows += run_model(
+            f"ReLU CNN ({args.relu_epochs} ep)", relu, relu_ts, methods, relu_base, calib, x, y, args.serial_limit
+        )
+    if "qcfs" in models:
+        qcfs = common.trained_cnn("qcfs", levels=8)
+        rows += run_model(
+            "QCFS L=8 CNN", qcfs, qcfs_ts, PARALLEL, dict(method="parallel"), calib, x, y, args.serial_limit
+        )
     stem = "calibration_quick" if args.quick else "calibration"
+    if sorted(models) != ["qcfs", "relu"]:
+        stem += "_" + "_".join(models)
     notes = (
         f"Fashion-MNIST test set ({len(x)} images; serial rows on the first {min(args.serial_limit, len(x))}, their "
         f"ann_acc is on the same subset). {len(calib)} calibration batches of 128 training images. Parallel rows: "

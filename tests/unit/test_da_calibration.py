@@ -96,14 +96,16 @@ def test_one_pass_mean_estimator_psi_is_the_mean_preactivation_gap() -> None:
     torch.testing.assert_close(neurons[names[1]].bias, torch.stack(gaps2).mean(0), rtol=0, atol=1e-12)
 
 
-def _site_means(model: nn.Module, snn: a2s.SpikingModel, data: list, T: int) -> list[tuple[torch.Tensor, ...]]:
-    """Per-channel means of reference (ClipReLU ANN) and calibrated (rate-mode SNN) site outputs."""
+def _site_means(
+    model: nn.Module, snn: a2s.SpikingModel, data: list, T: int, thresholds: list[torch.Tensor]
+) -> list[tuple[torch.Tensor, ...]]:
+    """Per-channel means of reference (ClipReLU(θ) ANN, θ the conversion thresholds) and rate-mode SNN site outputs."""
     neurons = list(snn.neurons().values())
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
     ref_out: list[list[torch.Tensor]] = [[] for _ in relus]
     cal_out: list[list[torch.Tensor]] = [[] for _ in neurons]
     hooks = [
-        r.register_forward_hook(lambda m, i, o, k=k: ref_out[k].append(torch.minimum(o, neurons[k].threshold)))
+        r.register_forward_hook(lambda m, i, o, k=k: ref_out[k].append(torch.minimum(o, thresholds[k])))
         for k, r in enumerate(relus)
     ]
     hooks += [n.register_forward_hook(lambda m, i, o, k=k: cal_out[k].append(o)) for k, n in enumerate(neurons)]
@@ -127,17 +129,18 @@ def _site_means(model: nn.Module, snn: a2s.SpikingModel, data: list, T: int) -> 
     return [(torch.cat(r).mean(0), torch.cat(c).mean(0)) for r, c in zip(ref_out, cal_out, strict=True)]
 
 
-@pytest.mark.parametrize("objective", ["mse", "mean"])
+@pytest.mark.parametrize("objective", ["mse_threshold", "mse", "mean"])
 @pytest.mark.parametrize("T", [1, 3])
 def test_match_makes_channel_output_means_equal(T: int, objective: str) -> None:
     ann, data = _mlp(2), _batches(4, seed=3)
     cfg = ConversionConfig(method="parallel", timesteps=T, per_channel=True, percentile=99.0)
     snn = a2s.convert(ann, cfg, calibration_data=data)
     cal = calibrate_da(snn, ann, data, estimator="match", progress=False, objective=objective)
-    for k, (ref, got) in enumerate(_site_means(ann, cal, data, T)):
+    thresholds = [n.threshold for n in snn.neurons().values()]
+    for k, (ref, got) in enumerate(_site_means(ann, cal, data, T, thresholds)):
         torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-12, msg=f"site {k}")
     # sanity negative: without calibration the means differ
-    ref, got = _site_means(ann, snn, data, T)[1]
+    ref, got = _site_means(ann, snn, data, T, thresholds)[1]
     assert (ref - got).abs().max() > 1e-3
 
 
@@ -146,7 +149,13 @@ def test_match_output_mean_on_synthetic_channels() -> None:
     z = torch.randn(4, 5000, generator=g, dtype=torch.float64)
     theta = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
     target = torch.tensor([0.3, 0.2, 0.1, 0.0], dtype=torch.float64)
-    for fn in (match_output_mean, lambda *a: match_output_mse(z, torch.relu(z).clamp(max=1), *a[1:])):
+
+    def mse_fixed(*args):
+        th, psi, phi = match_output_mse(z, torch.relu(z).clamp(max=1), *args[1:])
+        assert torch.equal(th, theta)  # scales=(1.0,): the threshold is kept
+        return psi, phi
+
+    for fn in (match_output_mean, mse_fixed):
         psi, phi = fn(z, target, theta, 4)
         level = torch.clamp(torch.floor((z + psi[:, None]) * 4 / theta[:, None] + 0.5), 0, 4)
         torch.testing.assert_close((level * ((theta + phi) / 4)[:, None]).mean(1), target, rtol=1e-9, atol=1e-12)
@@ -312,6 +321,7 @@ def test_torchvision_style_resnet_converts_and_calibrates() -> None:
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
     assert len(snn.sites) == 7  # stem + 2 per block
     assert any("max-pool" in line for line in snn.log) and any("DA calibration" in line for line in snn.log)
+    assert any(line.startswith("analog: conv1 take the analog input") for line in snn.log), snn.log
     spike = a2s.simulate(snn, data[0], mode="spike").mean_output
     rate = a2s.simulate(snn, data[0], mode="rate").mean_output
     torch.testing.assert_close(spike, rate, rtol=1e-4, atol=1e-5)

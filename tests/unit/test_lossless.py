@@ -83,6 +83,7 @@ class RandomNet(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [Block(cin, width, False, (kinds[0], 0))]
         k = 1
+        after_neuron = True
         for step in plan:
             if step in ("conv", "res", "res2"):
                 cout = width * 2 if step == "res2" else width
@@ -98,10 +99,15 @@ class RandomNet(nn.Module):
                 if step == "res2" and size >= 4:
                     size = (size + 1) // 2
                 width, k = cout, k + 2
+                after_neuron = True
             elif step in ("avg", "max") and size >= 2:
-                # max-pool only right after a neuron layer (every block ends with one): the lemma's premise.
+                # max-pool only right after a neuron layer (every block ends with one, and a max-pool keeps the
+                # train sorted) — the lemma's premise; after an avg-pool the max of means is not the mean of maxima.
+                if step == "max" and not after_neuron:
+                    continue
                 layers.append(nn.AvgPool2d(2) if step == "avg" else nn.MaxPool2d(2, ceil_mode=size % 2 == 1))
                 size = size // 2 if step == "avg" else (size + 1) // 2
+                after_neuron = step == "max"
         self.features = nn.Sequential(*layers)
         self.gap = nn.AdaptiveAvgPool2d(1) if size > 2 else nn.Identity()
         flat = width * (1 if size > 2 else size * size)

@@ -132,3 +132,16 @@ def test_deepcopy_of_snn_and_rate_mode_rejected_for_serial():
     copy.deepcopy(snn)
     with pytest.raises(ConfigError, match="rate mode"):
         a2s.simulate(snn, torch.rand(2, 3), mode="rate")
+
+
+def test_maxpool_note_says_whether_it_is_exact():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(2, 2, 3, padding=1),
+                          nn.AvgPool2d(1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 2))
+    q = a2s.prepare(model, a2s.QuantConfig(levels=2, threshold=1.0))
+    parallel = a2s.convert(q, a2s.ConversionConfig(timesteps=2))
+    exact = [n for n in parallel.log if "'2'" in n]
+    inexact = [n for n in parallel.log if "'5'" in n]
+    assert exact and ": exact" in exact[0]
+    assert inexact and "NOT exact" in inexact[0]
+    serial = a2s.convert(q, a2s.ConversionConfig(method="serial", timesteps=2))
+    assert all("not exact" in n for n in serial.log if "max-pool" in n)

@@ -11,7 +11,7 @@ Example:
     >>> cfg = a2s.ConversionConfig(method="parallel", timesteps=4, per_channel=True, percentile=99.9)
     >>> snn = a2s.convert(ann, cfg, calibration_data=data)
     >>> snn_da = calibrate(snn, ann, data, cfg.replace(calibration="da"))
-    >>> snn_da.log[-1].startswith("DA calibration (match)")
+    >>> snn_da.log[-2].startswith("DA calibration (match, objective=mse_threshold)")
     True
 """
 

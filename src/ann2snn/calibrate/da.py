@@ -12,9 +12,10 @@ Estimators (``estimator=``):
 - ``"mean"``: the same pass with running means instead of the EMA (no start-up bias from 0).
 - ``"match"``: site by site, each over all batches: φ makes the channel's output mean on the calibration set equal
   the reference's, and ψ is the shift whose mean-matched output has the least squared error to the paired
-  reference activations (:func:`~ann2snn.calibrate.estimators.match_output_mse`; ``objective="mean"`` takes the
-  ψ where the uncorrected output mean crosses the reference's instead). One pass per site, each stopping at its
-  site (about S/2 forward passes of both branches for S sites).
+  reference activations (:func:`~ann2snn.calibrate.estimators.match_output_mse`); by default the per-channel
+  threshold is searched jointly with ψ (``objective="mse_threshold"``: the SNN's level spacing θ/T can then
+  follow the data instead of the trained or percentile θ). One pass per site, each stopping at its site (about
+  S/2 forward passes of both branches for S sites).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from ann2snn.layers.neurons import RATE_MODE, ParallelIFNeuron
 from ann2snn.simulate.model import SpikingModel
 
 MATCH_SAMPLES = 1 << 15  # pre-activations kept per channel and site for output-mean matching
-MATCH_OBJECTIVES = ("mse", "mean")
+MATCH_OBJECTIVES = ("mse", "mean", "mse_threshold")
+THRESHOLD_SCALES = (1.0, 0.8, 0.64, 0.5, 0.4, 0.32, 0.25, 0.2)  # threshold candidates of "mse_threshold"
 
 
 def calibrate_da(
@@ -49,7 +51,7 @@ def calibrate_da(
     ema_alpha: float = 0.99,
     max_batches: int | None = 16,
     progress: bool = True,
-    objective: str = "mse",
+    objective: str = "mse_threshold",
 ) -> SpikingModel:
     """A copy of the parallel ``snn`` with DA-calibrated ψ_DA / φ_DA; ``snn`` and ``ann`` are not modified.
 
@@ -61,9 +63,10 @@ def calibrate_da(
         ema_alpha: α of the EMA.
         max_batches: cap on the batches read from ``data``.
         progress: show a progress bar (only on a terminal).
-        objective: how ``"match"`` picks ψ among the mean-matching choices: ``"mse"`` (least squared error to
-            the reference activations, the default) or ``"mean"`` (ψ where the output mean at amplitude θ crosses
-            the reference mean; an ablation).
+        objective: how ``"match"`` chooses among the mean-matching corrections: ``"mse_threshold"`` (the default:
+            the per-channel threshold θ' = s·θ, s in :data:`THRESHOLD_SCALES`, and ψ of least squared error to the
+            reference activations), ``"mse"`` (ψ only, θ kept) or ``"mean"`` (ψ where the output mean at amplitude
+            θ crosses the reference mean). The last two are ablations.
 
     Returns:
         The calibrated SNN; its ``log`` says what was calibrated, with which estimator, in how long.
@@ -94,7 +97,7 @@ def calibrate_da_(
     ema_alpha: float = 0.99,
     max_batches: int | None = 16,
     progress: bool = True,
-    objective: str = "mse",
+    objective: str = "mse_threshold",
 ) -> SpikingModel:
     """In-place form of :func:`calibrate_da` (for an SNN the caller owns, e.g. inside ``convert``)."""
     if not isinstance(snn, SpikingModel) or snn.execution != "parallel":
@@ -130,8 +133,20 @@ def calibrate_da_(
         f"{f', objective={objective}' if estimator == 'match' else ''}) of {len(sites)} "
         f"site(s) at T={T} on {len(batches)} batch(es) in {seconds:.2f} s; per-channel ψ_DA and φ_DA"
     )
+    snn.log.append(_analog_note(snn))
     snn.calibration_seconds = seconds  # type: ignore[assignment]
     return snn
+
+
+def _analog_note(snn: SpikingModel) -> str:
+    """What stays analog in a parallel SNN: the layers fed by the input, and the readout."""
+    nodes = list(snn.net.graph.nodes)
+    first = sorted({u.name for n in nodes if n.op == "placeholder" for u in n.users})
+    out = [str(a) for n in nodes if n.op == "output" for a in n.args]
+    return (
+        f"analog: {', '.join(first)} take the analog input (direct encoding, the same current every step); "
+        f"the readout {', '.join(out)} is the time mean; every other layer acts on spikes"
+    )
 
 
 def _one_pass(
@@ -226,10 +241,13 @@ def _match(
         samples = torch.cat(stats.z, dim=1)
         th = torch.broadcast_to(theta.reshape(-1), (samples.shape[0],))
         ref_mean = _tensor(stats.ref_sum) / stats.count
-        if objective == "mse":
-            psi, phi = match_output_mse(samples, torch.cat(stats.a, dim=1), ref_mean, th, T)
-        else:
+        if objective == "mean":
             psi, phi = match_output_mean(samples, ref_mean, th, T, prior=_tensor(stats.gap_sum) / stats.count)
+        else:
+            scales = THRESHOLD_SCALES if objective == "mse_threshold" else (1.0,)
+            new_th, psi, phi = match_output_mse(samples, torch.cat(stats.a, dim=1), ref_mean, th, T, scales=scales)
+            if objective == "mse_threshold":
+                neuron.threshold = new_th.reshape(stats.shape).to(theta.dtype)
         neuron.bias = psi.reshape(stats.shape).to(theta.dtype)
         neuron.amplitude_correction = phi.reshape(stats.shape).to(theta.dtype)
 

@@ -118,46 +118,57 @@ def match_output_mse(
     threshold: Tensor,
     timesteps: int,
     *,
-    grid: int = 48,
+    scales: tuple[float, ...] = (1.0,),
+    grid: int = 32,
     max_correction: float = 1.0,
-) -> tuple[Tensor, Tensor]:
-    """ψ_DA and φ_DA per channel: output mean equal to ``target``, and among such, least MSE to ``reference``.
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Threshold, ψ_DA and φ_DA per channel: output mean equal to ``target``, and among such, least MSE.
 
-    For every candidate ψ (a grid over [−θ/2, θ/2], then a finer grid around the best) the amplitude is set by
-    mean matching, ``θ + φ = target·T/mean(level)``; the ψ whose output has the least squared error against the
-    paired reference activations wins. Exact mean as :func:`match_output_mean`, and a better shape where the
-    SNN's T levels must imitate a finer reference (QCFS at L > T, ClipReLU).
+    For every candidate threshold ``s·θ`` (``s`` in ``scales``) and ψ (a grid over [−sθ/2, sθ/2], then a finer grid
+    around the best) the amplitude is set by mean matching, ``θ' + φ = target·T/mean(level)``; among the pairs
+    whose mean can be matched with ``|φ| ≤ max_correction·θ'``, the one whose output has the least squared error
+    against the paired reference activations wins (if none can: θ kept, ψ = 0, φ clipped). Exact mean as
+    :func:`match_output_mean`, and a better shape where the SNN's T levels must imitate a finer reference (QCFS at
+    L > T, ClipReLU). ``scales=(1.0,)`` keeps the thresholds.
+
+    Returns:
+        ``(threshold, psi, phi)``, each ``[C]``.
 
     Shape:
         ``samples`` and ``reference`` ``[C, N]`` (paired values); ``target``, ``threshold`` ``[C]``.
     """
     dtype = samples.dtype
-    theta = threshold.to(dtype)
     tgt = target.to(dtype)
     ref = reference.to(dtype)
     tiny = torch.finfo(dtype).tiny
 
-    def evaluate(psi: Tensor) -> tuple[Tensor, Tensor]:
+    def evaluate(theta: Tensor, psi: Tensor) -> tuple[Tensor, Tensor]:
         level = F.rate_level(samples, timesteps, theta.unsqueeze(1), bias=psi.unsqueeze(1))
         mean_level = level.mean(dim=1)
-        amp = torch.where(mean_level > 0, tgt * timesteps / mean_level.clamp_min(tiny), theta)
-        amp = torch.minimum(torch.maximum(amp, (1 - max_correction) * theta), (1 + max_correction) * theta)
+        exact = torch.where(mean_level > 0, tgt * timesteps / mean_level.clamp_min(tiny), theta)
+        amp = torch.minimum(torch.maximum(exact, (1 - max_correction) * theta), (1 + max_correction) * theta)
         err = (level * (amp / timesteps).unsqueeze(1) - ref).pow(2).mean(dim=1)
-        return err, amp
+        feasible = (amp == exact) & ((mean_level > 0) | (tgt == 0))  # the mean can be matched within the bound
+        return torch.where(feasible, err, torch.full_like(err, float("inf"))), amp
 
-    def search(candidates: Tensor) -> Tensor:  # candidates [K, C]
-        best_err = torch.full_like(theta, float("inf"))
-        best = candidates[0].clone()
-        for psi in candidates:
-            err, _ = evaluate(psi)
-            better = err < best_err
-            best = torch.where(better, psi, best)
-            best_err = torch.where(better, err, best_err)
-        return best
+    base = threshold.to(dtype)
+    best_err = torch.full_like(base, float("inf"))
+    best_theta, best_psi = base.clone(), torch.zeros_like(base)
+
+    def consider(theta: Tensor, psi: Tensor) -> None:
+        nonlocal best_err, best_theta, best_psi
+        err, _ = evaluate(theta, psi)
+        better = err < best_err
+        best_theta = torch.where(better, theta, best_theta)
+        best_psi = torch.where(better, psi, best_psi)
+        best_err = torch.where(better, err, best_err)
 
     fractions = torch.linspace(-0.5, 0.5, grid + 1, dtype=dtype)
-    psi = search(fractions.unsqueeze(1) * theta.unsqueeze(0))
-    step = theta / grid
-    psi = search(psi.unsqueeze(0) + torch.linspace(-1, 1, 17, dtype=dtype).unsqueeze(1) * step.unsqueeze(0))
-    _, amp = evaluate(psi)
-    return psi, amp - theta
+    for s in scales:
+        for f in fractions:
+            consider(base * s, base * s * f)
+    step = best_theta / grid
+    for f in torch.linspace(-1, 1, 17, dtype=dtype):
+        consider(best_theta, best_psi + f * step)
+    _, amp = evaluate(best_theta, best_psi)
+    return best_theta, best_psi, amp - best_theta

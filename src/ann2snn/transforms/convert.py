@@ -59,6 +59,36 @@ def register_method(name: str, execution: str) -> Callable[[NeuronFactory], Neur
     return deco
 
 
+_SHAPE_ONLY_METHODS = {"view", "reshape", "flatten", "contiguous", "unsqueeze", "squeeze"}
+
+
+def _fed_by_neuron(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether ``node``'s input is a neuron's spike train, possibly through shape-only ops or other max-pools."""
+    src = node.args[0] if node.args else None
+    while isinstance(src, fx.Node):
+        if src.op == "call_module":
+            mod = modules[str(src.target)]
+            if isinstance(mod, SpikingNeuron):
+                return True
+            if not (isinstance(mod, (nn.Flatten, nn.Identity, nn.Dropout)) or is_maxpool(src, modules)):
+                return False
+        elif not (is_maxpool(src, modules) or (src.op == "call_method" and src.target in _SHAPE_ONLY_METHODS)
+                  or (src.op == "call_function" and src.target in (torch.flatten, torch.reshape))):
+            return False
+        src = src.args[0] if src.args else None
+    return False
+
+
+def _maxpool_note(node: fx.Node, modules: dict[str, nn.Module], execution: str) -> str:
+    what = f"max-pool {describe(node, modules)} kept"
+    if execution != "parallel":
+        return f"{what}: on serial spikes it over-estimates the max rate (not exact)"
+    if _fed_by_neuron(node, modules):
+        return f"{what}: exact (max of sorted equal-amplitude spike trains is the train of the max level)"
+    return (f"{what}: NOT exact, its input is not a neuron's spike train (the max of time-averages differs from "
+            "the time-average of maxima); move it directly after an activation for a lossless conversion")
+
+
 @register_method("serial", "serial")
 def _serial_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
     if config.neuron == "signed_if":
@@ -202,12 +232,7 @@ def convert(
     modules = dict(gm.named_modules())
     for node in gm.graph.nodes:
         if is_maxpool(node, modules):
-            note = (
-                f"max-pool {describe(node, modules)} kept: exact on sorted parallel spike trains"
-                if execution == "parallel"
-                else f"max-pool {describe(node, modules)} kept: on serial spikes it over-estimates the max rate"
-            )
-            notes.append(note)
+            notes.append(_maxpool_note(node, modules, execution))
     gm.recompile()
     for note in notes:
         log.info(note)

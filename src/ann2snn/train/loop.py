@@ -1,28 +1,10 @@
-"""Quantization-aware training loop: seeded, resumable, atomic checkpoints, torchrun/DDP aware.
-
-:func:`train` trains a deep copy of the given model with SGD (Nesterov momentum, weight decay on weight matrices
-and kernels only, not on biases, BatchNorm or thresholds) and a per-step cosine learning-rate schedule. The data
-order of epoch ``e`` comes from a generator seeded by ``(seed, e)`` and the global RNG (dropout) is seeded from
-``seed`` inside a forked RNG scope, so the same seed gives bitwise identical weights on CPU and a run resumed from
-its ``last`` checkpoint ends with the same weights as an uninterrupted one.
-
-Example:
-    >>> import torch
-    >>> from torch import nn
-    >>> from torch.utils.data import TensorDataset
-    >>> data = TensorDataset(torch.randn(64, 4), torch.randint(0, 3, (64,)))
-    >>> result = train(nn.Linear(4, 3), data, TrainConfig(epochs=2, batch_size=16), progress=False)
-    >>> [row["epoch"] for row in result.history]
-    [1, 2]
-"""
+"""The training loop: :func:`train` and the resumable, checkpointing epoch/step loop behind it."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,143 +12,23 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
-from ann2snn.config import QuantConfig, _Config, _finite, _positive_int
+from ann2snn.config import QuantConfig, _positive_int
 from ann2snn.errors import Ann2SnnError, CheckpointError, ConfigError, InputError
 from ann2snn.export.checkpoint import load_checkpoint, save_checkpoint
 from ann2snn.recovery import keep_previous, remove_stale_temps, resume_candidates
+from ann2snn.train.config import _RESUME_FIELDS, TrainConfig, TrainResult
+from ann2snn.train.data import _as_dataset, _as_loader, _epoch_permutation
+from ann2snn.train.distributed import _Dist, _init_distributed
+from ann2snn.train.progress import _Reporter
 from ann2snn.validation import call_checked, check_finite_model, check_labels
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate_accuracy", "resolve_device", "train"]
+__all__ = ["FINAL", "LAST", "PREVIOUS", "train"]
 
 LAST = "last"
 FINAL = "final"
 PREVIOUS = "previous"
-# TrainConfig fields that must be equal to resume (the others may change between runs).
-_RESUME_FIELDS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "label_smoothing", "seed")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig(_Config):
-    """Settings of :func:`train`.
-
-    Attributes:
-        epochs: Passes over the training data.
-        batch_size: Samples per step (per process under DDP). The last partial batch of an epoch is dropped
-            unless the data is smaller than one batch.
-        lr: Peak learning rate of SGD; a cosine schedule decays it to 0 over ``epochs`` x steps per epoch.
-        momentum: SGD momentum.
-        nesterov: Nesterov momentum (needs ``momentum > 0``).
-        weight_decay: L2 penalty on weights with 2+ dimensions (not on biases, BatchNorm or thresholds).
-        label_smoothing: Label smoothing of the cross-entropy loss, in [0, 1).
-        seed: Seeds data order, dropout and everything random in the loop.
-        checkpoint_every: Also write ``last`` every this many steps; ``None``: at the end of each epoch only.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    """
-
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    seed: int = 0
-    checkpoint_every: int | None = None
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _finite("lr", self.lr, 0.0, low_open=True)
-        _finite("momentum", self.momentum, 0.0)
-        if self.momentum >= 1:
-            raise ConfigError(f"momentum={self.momentum!r} must be < 1")
-        if not isinstance(self.nesterov, bool):
-            raise ConfigError(f"nesterov={self.nesterov!r} must be True or False")
-        if self.nesterov and self.momentum == 0:
-            raise ConfigError("nesterov=True needs momentum > 0; set nesterov=False or momentum=0.9")
-        _finite("weight_decay", self.weight_decay, 0.0)
-        _finite("label_smoothing", self.label_smoothing, 0.0)
-        if self.label_smoothing >= 1:
-            raise ConfigError(f"label_smoothing={self.label_smoothing!r} must be < 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r} must be a non-negative integer")
-        if self.checkpoint_every is not None:
-            _positive_int("checkpoint_every", self.checkpoint_every)
-        if not isinstance(self.device, str):
-            raise ConfigError(f"device={self.device!r} must be a string such as 'auto', 'cpu' or 'cuda'")
-        if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except (RuntimeError, ValueError) as exc:
-                raise ConfigError(
-                    f"device={self.device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-                ) from exc
-
-
-@dataclasses.dataclass
-class TrainResult:
-    """What :func:`train` returns.
-
-    Attributes:
-        model: The trained copy (in eval mode, on the training device); the input model is untouched.
-        history: One dict per finished epoch: ``epoch``, ``loss``, ``train_acc``, ``eval_acc`` (``None``
-            without eval data), ``lr`` (at the epoch's last step) and ``seconds``.
-        eval_acc: Evaluation accuracy after the last finished epoch (``None`` without eval data).
-        train_acc: Running training accuracy of the last finished epoch.
-        steps: Optimizer steps taken in total (including those before a resume).
-        completed: ``False`` when ``max_steps`` stopped the run early.
-        checkpoint: Stem of the checkpoint written last (``out_dir/final`` or ``out_dir/last``), else ``None``.
-    """
-
-    model: nn.Module
-    history: list[dict[str, Any]]
-    eval_acc: float | None
-    train_acc: float | None
-    steps: int
-    completed: bool
-    checkpoint: Path | None = None
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; other names are checked for availability."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={str(device)!r} but CUDA is not available; use device='cpu' or 'auto'")
-    return dev
-
-
-def evaluate_accuracy(model: nn.Module, loader: Any, device: str | torch.device | None = None) -> float:
-    """Top-1 accuracy of an ANN in [0, 1] over ``loader`` (batches ``(x, y)``, a Dataset or ``(x, y)`` tensors).
-
-    The model runs in eval mode without gradients; its previous mode is restored and it is not moved, so it
-    must already be on ``device`` (default: the device of its first parameter).
-
-    Raises:
-        InputError: The data is empty.
-    """
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    loader = _as_loader(loader, batch_size=256)
-    was_training = model.training
-    model.eval()
-    correct, total = 0, 0
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                x, y = batch[0].to(device), batch[1].to(device)
-                correct += int((model(x).argmax(dim=1) == y).sum().item())
-                total += int(y.shape[0])
-    finally:
-        model.train(was_training)
-    if total == 0:
-        raise InputError("evaluate_accuracy got no samples; pass a non-empty loader or dataset")
-    return correct / total
 
 
 def train(
@@ -476,192 +338,3 @@ class _Loop:
             completed=completed,
             checkpoint=checkpoint,
         )
-
-
-def _epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:
-    """The data order of ``epoch``: a permutation from a generator seeded by ``(seed, epoch)`` only."""
-    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch * 7_919 + 17) % (2**63))
-    return torch.randperm(n, generator=generator).tolist()
-
-
-def _as_dataset(data: Any, name: str) -> Dataset:
-    if isinstance(data, DataLoader):
-        data = data.dataset
-    if isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        return TensorDataset(data[0], data[1])
-    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
-        raise InputError(
-            f"{name} must be a map-style Dataset, a DataLoader or a tuple (x, y) of tensors, got {type(data).__name__}"
-        )
-    return data  # type: ignore[no-any-return]
-
-
-def _as_loader(data: Any, batch_size: int) -> Any:
-    if isinstance(data, DataLoader):
-        return data
-    if isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        return DataLoader(TensorDataset(data[0], data[1]), batch_size=batch_size, generator=torch.Generator())
-    if isinstance(data, Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
-        return DataLoader(data, batch_size=batch_size, generator=torch.Generator())  # type: ignore[arg-type]
-    return data  # any iterable of (x, y) batches
-
-
-# ------------------------------------------------------------------------------------------ progress output
-class _Reporter:
-    """A rich progress bar on a terminal; plain per-epoch lines on stderr otherwise (CI logs); or silence."""
-
-    def __init__(self, enabled: bool, epochs: int) -> None:
-        self.enabled, self.epochs = enabled, epochs
-        ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-        self.bar: Any = None
-        self.task: Any = None
-        if enabled and sys.stderr.isatty() and not ci:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self.bar.start()
-
-    def note(self, text: str) -> None:
-        if self.enabled:
-            self._print(text)
-
-    def _print(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(text, highlight=False, markup=False)
-        else:
-            print(text, file=sys.stderr, flush=True)
-
-    def start_epoch(self, epoch: int, steps: int, done: int) -> None:
-        if self.bar is not None:
-            if self.task is not None:
-                self.bar.remove_task(self.task)
-            self.task = self.bar.add_task(f"epoch {epoch + 1}/{self.epochs}", total=steps, completed=done)
-
-    def advance(self) -> None:
-        if self.bar is not None and self.task is not None:
-            self.bar.advance(self.task)
-
-    def end_epoch(self, row: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        eval_part = "" if row["eval_acc"] is None else f"  eval_acc {row['eval_acc']:.2%}"
-        self._print(
-            f"epoch {row['epoch']}/{self.epochs}  loss {row['loss']:.4f}  train_acc {row['train_acc']:.2%}"
-            f"{eval_part}  lr {row['lr']:.3g}  {row['seconds']:.1f}s"
-        )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
-# --------------------------------------------------------------------------------- torchrun / DDP support
-@dataclasses.dataclass
-class _Dist:
-    """Process-group facts; the single-process default does nothing."""
-
-    rank: int = 0
-    world_size: int = 1
-    owns_group: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def shard(self, indices: list[int]) -> list[int]:
-        """This rank's part of an epoch's order, padded (DistributedSampler-style) so every rank has as many."""
-        if self.world_size == 1:
-            return indices
-        total = math.ceil(len(indices) / self.world_size) * self.world_size
-        padded = (indices * math.ceil(total / len(indices)))[:total]
-        return padded[self.rank :: self.world_size]
-
-    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
-        if self.world_size == 1:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    def all_gather(self, tensor: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
-        """``tensor`` of every rank, in rank order, on the CPU."""
-        if self.world_size == 1:
-            return [tensor]
-        import torch.distributed as dist
-
-        local = tensor.to(device)
-        gathered = [torch.empty_like(local) for _ in range(self.world_size)]
-        dist.all_gather(gathered, local)
-        return [t.cpu() for t in gathered]
-
-    def evaluate(self, model: nn.Module, loader: Any, device: torch.device) -> float:
-        """Accuracy over ``loader`` with batches sharded round-robin across ranks and counts all-reduced."""
-        if self.world_size == 1:
-            return evaluate_accuracy(model, loader, device)
-        import torch.distributed as dist
-
-        counts = torch.zeros(2, dtype=torch.float64, device=device)
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                for i, batch in enumerate(loader):
-                    if i % self.world_size == self.rank:
-                        x, y = batch[0].to(device), batch[1].to(device)
-                        counts[0] += (model(x).argmax(dim=1) == y).sum()
-                        counts[1] += y.shape[0]
-        finally:
-            model.train(was_training)
-        dist.all_reduce(counts)
-        if counts[1] == 0:
-            raise InputError("evaluation got no samples; pass a non-empty eval_data")
-        return float(counts[0] / counts[1])
-
-    def sum(self, running: dict[str, Any], device: torch.device) -> tuple[float, int, int]:
-        """``(loss_sum, correct, count)`` over all ranks."""
-        values = torch.stack(
-            [
-                running["loss_sum"],
-                running["correct"].double(),
-                torch.tensor(float(running["count"]), dtype=torch.float64, device=device),
-            ]
-        )
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.all_reduce(values)
-        loss_sum, correct, count = values.tolist()
-        return float(loss_sum), int(correct), int(count)
-
-    def close(self) -> None:
-        if self.owns_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-            self.owns_group = False
-
-
-def _init_distributed(device_name: str) -> tuple[_Dist, torch.device]:
-    """Join the torchrun process group when ``WORLD_SIZE > 1`` (gloo on CPU, NCCL on CUDA)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = resolve_device(device_name)
-    if world <= 1:
-        return _Dist(), device
-    import torch.distributed as dist
-
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    owns = not dist.is_initialized()
-    if owns:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return _Dist(rank=dist.get_rank(), world_size=dist.get_world_size(), owns_group=owns), device
