@@ -325,3 +325,12 @@ def test_torchvision_style_resnet_converts_and_calibrates() -> None:
     spike = a2s.simulate(snn, data[0], mode="spike").mean_output
     rate = a2s.simulate(snn, data[0], mode="rate").mean_output
     torch.testing.assert_close(spike, rate, rtol=1e-4, atol=1e-5)
+
+
+def test_convert_accepts_a_one_shot_iterator_for_thresholds_and_calibration() -> None:
+    ann, data = _mlp(), _batches(3)
+    cfg = ConversionConfig(timesteps=2, per_channel=True, calibration="da", calibration_batches=2)
+    from_iter = a2s.convert(ann, cfg, calibration_data=iter(data))
+    from_list = a2s.convert(ann, cfg, calibration_data=data)
+    for a, b in zip(from_iter.neurons().values(), from_list.neurons().values(), strict=True):
+        assert torch.equal(a.bias, b.bias) and torch.equal(a.amplitude_correction, b.amplitude_correction)

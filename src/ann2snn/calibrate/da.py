@@ -100,7 +100,7 @@ def calibrate_da_(
     objective: str = "mse_threshold",
 ) -> SpikingModel:
     """In-place form of :func:`calibrate_da` (for an SNN the caller owns, e.g. inside ``convert``)."""
-    if not isinstance(snn, SpikingModel) or snn.execution != "parallel":
+    if not isinstance(snn, SpikingModel) or snn.execution != "parallel" or snn.config.method != "parallel":
         raise ConfigError("DA calibration needs a parallel SNN: convert with ConversionConfig(method='parallel')")
     if estimator not in ESTIMATORS:
         raise ConfigError(f"estimator={estimator!r} is not supported; choose one of {', '.join(ESTIMATORS)}")

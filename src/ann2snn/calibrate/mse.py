@@ -30,8 +30,9 @@ def mse_threshold(
     timesteps: int,
     shift: float = 0.5,
     *,
-    grid: int = 200,
+    grid: int = 100,
     low: float = 0.05,
+    max_samples: int = 1 << 15,
 ) -> Tensor:
     """Per-row threshold θ minimising :func:`quantization_mse` over a grid of fractions of the row max.
 
@@ -42,6 +43,7 @@ def mse_threshold(
         grid: candidates ``max·k/grid`` for ``k`` from ``low·grid`` to ``grid``, then a local refinement
             on a 10× finer grid around the best candidate.
         low: the smallest candidate as a fraction of the row max.
+        max_samples: rows longer than this are searched on a seeded random subsample (the max stays exact).
 
     Returns:
         Thresholds ``[C]``; rows that are all zero get 1.0 (the channel never fires, any θ is exact).
@@ -51,8 +53,11 @@ def mse_threshold(
     """
     if samples.dim() != 2 or samples.shape[1] == 0:
         raise CalibrationError(f"mse_threshold needs samples [C, N] with N > 0, got shape {tuple(samples.shape)}")
+    top = samples.max(dim=1).values.to(torch.float64)
+    if samples.shape[1] > max_samples:
+        keep = torch.randperm(samples.shape[1], generator=torch.Generator().manual_seed(0))[:max_samples]
+        samples = samples[:, keep.to(samples.device)]
     samples = samples.to(torch.float64)
-    top = samples.max(dim=1).values
     scale = torch.where(top > 0, top, torch.ones_like(top))
     coarse = torch.linspace(low, 1.0, max(2, int(round(grid * (1 - low))) + 1), dtype=torch.float64)
     rel = _best_fraction(samples, scale, torch.ones_like(scale).unsqueeze(0) * coarse.unsqueeze(1), timesteps, shift)

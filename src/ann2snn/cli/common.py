@@ -64,5 +64,7 @@ def cost_line(report: Any) -> str:
     ann = cost.get("ann_energy_pj")
     ann_text = "" if ann is None else f" vs ANN {ann / 1e6:.2f} µJ ({cost['snn_energy_pj'] / ann:.2f}×)"
     rates = ", ".join(f"{n} {r:.3f}" for n, r in report.firing_rates.items())
-    return (f"{report.method} T={cost['timesteps']}: {cost['sops'] / 1e6:.2f} M SOPs/image, "
-            f"energy {cost['snn_energy_pj'] / 1e6:.2f} µJ/image{ann_text}; firing rates: {rates}")
+    return (
+        f"{report.method} T={cost['timesteps']}: {cost['sops'] / 1e6:.2f} M SOPs/image, "
+        f"energy {cost['snn_energy_pj'] / 1e6:.2f} µJ/image{ann_text}; firing rates: {rates}"
+    )

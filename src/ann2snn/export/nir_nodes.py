@@ -14,6 +14,7 @@ from torch import Tensor, fx, nn
 
 from ann2snn.errors import ExportError
 from ann2snn.layers.neurons import IFNeuron, ParallelIFNeuron, SpikingNeuron
+from ann2snn.layers.step_neuron import StepIFNeuron
 from ann2snn.simulate.model import SpikingModel
 
 _ADD = {operator.add, operator.iadd, torch.add}
@@ -159,6 +160,11 @@ class _Builder:
         dtype = threshold.dtype
         theta = torch.broadcast_to(threshold.detach().cpu(), shape).contiguous()
         amplitude = theta
+        if isinstance(mod, StepIFNeuron):
+            raise ExportError(
+                f"NIR export: StepReLU neuron '{node.target}' integrates its whole input before firing and emits a "
+                "graded last spike above n·θ_s; NIR has no such neuron. Export a method='serial' network instead"
+            )
         if isinstance(mod, ParallelIFNeuron):
             if node.args[0] in self.spiking:
                 raise ExportError(
