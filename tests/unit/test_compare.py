@@ -106,3 +106,14 @@ def test_cli_compare_writes_the_table(tmp_path: Path):
     assert {p.name for p in out.iterdir()} >= {"compare.csv", "compare.md", "compare.json", "compare.png"}
     bad = CliRunner().invoke(app, ["compare", "-c", str(stem), "--methods", "serial,nope"])
     assert bad.exit_code == 2 and "unknown method" in bad.stderr
+
+
+def test_parallel_da_is_calibrated_for_each_t(setup):
+    model, data = setup
+    calib = [x for x, _ in data]
+    rep = compare(model, data, ["parallel+da"], timesteps=(1, 2), calibration_data=calib)
+    for t in (1, 2):  # each T gets its own calibrated SNN: the same as converting at that T directly
+        snn = a2s.convert(model, a2s.ConversionConfig(timesteps=t, calibration="da"), calibration_data=calib)
+        assert rep.accuracy("parallel+da", t) == a2s.evaluate(None, snn, data, (t,)).snn_accuracy[t]
+    with pytest.raises(ConfigError, match="calibration_data"):
+        compare(model, data, ["parallel+da"], timesteps=(1,))

@@ -10,7 +10,7 @@ from ann2snn.cli.app import app
 from ann2snn.cli.common import echo_table, fmt, parse_int_list
 
 METHODS_HELP = (
-    "Comma-separated methods: serial, parallel, srp, cos, signed; 'srp:N' / 'cos:N' set that entry's pre-steps."
+    "Comma-separated methods: serial, parallel, parallel+da, srp, cos, signed; 'srp:N' / 'cos:N' set that entry's pre-steps."
 )
 
 
@@ -19,7 +19,7 @@ def compare_command(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="ANN checkpoint stem (e.g. runs/x/final)."),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: the checkpoint's)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Root folder of on-disk datasets."),
-    methods: str = typer.Option("serial,parallel,srp,cos,signed", "--methods", "-m", help=METHODS_HELP),
+    methods: str = typer.Option("serial,parallel,parallel+da,srp,cos,signed", "--methods", "-m", help=METHODS_HELP),
     timesteps: str = typer.Option("1,2,4,8", "--timesteps", "-T", help="Comma-separated T values (read steps)."),
     presteps: int = typer.Option(4, "--presteps", "-p", help="Pre-simulation steps of srp/cos (τ, ρ)."),
     calibration_batches: int = typer.Option(16, "--calibration-batches", help="Batches for data thresholds."),
@@ -45,7 +45,7 @@ def compare_command(
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location=dev)
     name = dataset or ckpt.meta.get("dataset") or "digits"
-    needs_data = ckpt.quant is None
+    needs_data = ckpt.quant is None or any(parse_method(n, presteps)[1].get("calibration") for n in names)
     test, calib = test_and_calibration_loaders(
         name, data_dir, limit, batch_size, calibration_batches if needs_data else 0
     )

@@ -8,6 +8,7 @@ Method names (``methods=``):
 ``srp``     SRP: ``presteps`` (τ) pre-simulation steps, then silence neurons without residual potential
 ``cos``     COS: ``presteps`` (ρ) pre-simulation steps, then shift v(0) by the offset spike
 ``signed``  serial signed IF neurons (SNM / Fast-SNN)
+``parallel+da`` parallel IF neurons with distribution-aware calibration (per T; needs ``calibration_data``)
 ==========  ==========================================================================================
 
 ``"srp:2"`` / ``"cos:8"`` set that entry's pre-simulation steps (default: the ``presteps`` argument), so one
@@ -32,6 +33,7 @@ METHOD_SPECS: dict[str, dict[str, Any]] = {
     "srp": {"method": "srp", "neuron": "if"},
     "cos": {"method": "cos", "neuron": "if"},
     "signed": {"method": "serial", "neuron": "signed_if"},
+    "parallel+da": {"method": "parallel", "calibration": "da"},
 }
 DEFAULT_METHODS = ("serial", "parallel", "srp", "cos", "signed")
 DEFAULT_PRESTEPS = 4
@@ -114,11 +116,22 @@ def compare(
     ann_accuracy: float | None = None
     num_samples = 0
     for i, (label, fields) in enumerate(specs):
-        cfg = base.replace(**{"presteps": 0, "neuron": "if", **fields, "timesteps": max(ts)})
-        snn = convert(model, cfg, calibration_data=calibration_data)
-        rep = evaluate(model if i == 0 else None, snn, loader, ts, max_batches=max_batches, progress=progress)
-        if i == 0:
-            ann_accuracy, num_samples = rep.ann_accuracy, rep.num_samples
+        cfg = base.replace(**{"presteps": 0, "neuron": "if", "calibration": None, **fields, "timesteps": max(ts)})
+        if cfg.calibration is not None and calibration_data is None:
+            raise ConfigError(
+                f"method {label!r} calibrates on data: pass calibration_data (CLI: --calibration-batches)"
+            )
+        # error calibration is fitted to one T, so such methods are converted once per T
+        runs = [(t, cfg.replace(timesteps=t)) for t in ts] if cfg.calibration else [(max(ts), cfg)]
+        accuracy: dict[int, float] = {}
+        for j, (_, run_cfg) in enumerate(runs):
+            snn = convert(model, run_cfg, calibration_data=calibration_data)
+            first = i == 0 and j == 0
+            run_ts = (run_cfg.timesteps,) if cfg.calibration else ts
+            rep = evaluate(model if first else None, snn, loader, run_ts, max_batches=max_batches, progress=progress)
+            accuracy.update(rep.snn_accuracy)
+            if first:
+                ann_accuracy, num_samples = rep.ann_accuracy, rep.num_samples
         for t in ts:
             rows.append(
                 {
@@ -126,7 +139,7 @@ def compare(
                     "presteps": cfg.presteps,
                     "timesteps": t,
                     "total_timesteps": cfg.presteps + t,
-                    "accuracy": rep.snn_accuracy[t],
+                    "accuracy": accuracy[t],
                 }
             )
         spikes[label] = float(sum(rep.spikes_per_sample.values()))
