@@ -334,3 +334,16 @@ def test_convert_accepts_a_one_shot_iterator_for_thresholds_and_calibration() ->
     from_list = a2s.convert(ann, cfg, calibration_data=data)
     for a, b in zip(from_iter.neurons().values(), from_list.neurons().values(), strict=True):
         assert torch.equal(a.bias, b.bias) and torch.equal(a.amplitude_correction, b.amplitude_correction)
+
+
+def test_da_is_skipped_where_qcfs_is_already_lossless():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
+    qann = a2s.prepare(net, a2s.QuantConfig(levels=4, threshold=1.0)).double().eval()
+    data = [torch.rand(8, 1, 4, 4, dtype=torch.float64) for _ in range(2)]
+    snn = a2s.convert(qann, a2s.ConversionConfig(timesteps=4, calibration="da"), calibration_data=data)
+    assert "skipped" in snn.log[-1]
+    x = torch.rand(5, 1, 4, 4, dtype=torch.float64)
+    assert torch.equal(a2s.simulate(snn, x, mode="rate").mean_output, a2s.fold_batchnorm(qann)(x))
+    other = a2s.convert(qann, a2s.ConversionConfig(timesteps=2, calibration="da"), calibration_data=data)
+    assert "skipped" not in " ".join(other.log)

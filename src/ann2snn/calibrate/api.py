@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -56,6 +57,11 @@ def calibrate(
     if config.calibration is None:
         raise ConfigError("calibrate: config.calibration is None; set calibration='da', 'li_bias' or 'li_potential'")
     if config.calibration == "da":
+        if _lossless(snn):
+            result = snn if inplace else copy.deepcopy(snn)
+            result.log.append(f"DA calibration skipped: every site is QCFS with L = T = {snn.timesteps} and its "
+                              "trained threshold, so the SNN is already lossless")
+            return result
         fn = calibrate_da_ if inplace else calibrate_da
         return fn(
             snn,
@@ -68,3 +74,10 @@ def calibrate(
         )
     mode = "bias" if config.calibration == "li_bias" else "potential"
     return calibrate_li(snn, ann, data, mode=mode, max_batches=config.calibration_batches, progress=progress)
+
+
+def _lossless(snn: SpikingModel) -> bool:
+    """A parallel SNN of a QCFS ANN at T = L with the trained thresholds: exact already (methods.md §3)."""
+    return snn.config.method == "parallel" and bool(snn.sites) and all(
+        s.source == "qcfs" and s.levels == snn.timesteps and s.threshold_from == "qcfs threshold" for s in snn.sites
+    )
