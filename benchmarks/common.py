@@ -55,8 +55,9 @@ def calibration_batches(n_batches: int = 16, batch_size: int = 128, seed: int = 
     return out
 
 
-def trained_cnn(activation: str = "qcfs", levels: int = 8, epochs: int = 4, seed: int = 0, lr: float = 0.05,
-                **quant: Any) -> nn.Module:
+def trained_cnn(
+    activation: str = "qcfs", levels: int = 8, epochs: int = 4, seed: int = 0, lr: float = 0.05, **quant: Any
+) -> nn.Module:
     """A "cnn" trained on Fashion-MNIST with ``activation`` (``relu``, ``qcfs``, ``clip``, ``steprelu``), cached.
 
     The first call trains (a few minutes on 2 cores) and writes ``cache/<key>/final``; later calls load it.
@@ -75,16 +76,29 @@ def trained_cnn(activation: str = "qcfs", levels: int = 8, epochs: int = 4, seed
         qcfg = a2s.QuantConfig(activation=activation, levels=levels, **quant)
         model = a2s.prepare(model, qcfg)
     start = time.perf_counter()
-    result = a2s.train(model, train_ds, a2s.TrainConfig(epochs=epochs, batch_size=128, lr=lr, seed=seed),
-                       out_dir=out, eval_data=test_ds, progress=False, quant=qcfg, dataset=DATASET, resume=True)
+    result = a2s.train(
+        model,
+        train_ds,
+        a2s.TrainConfig(epochs=epochs, batch_size=128, lr=lr, seed=seed),
+        out_dir=out,
+        eval_data=test_ds,
+        progress=False,
+        quant=qcfg,
+        dataset=DATASET,
+        resume=True,
+    )
     print(f"trained {key}: eval accuracy {result.eval_acc:.4f} in {time.perf_counter() - start:.0f} s")
     return result.model
 
 
 def machine() -> dict[str, Any]:
     """Where the numbers were taken."""
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or
-            platform.machine(), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -98,8 +112,15 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
     return "\n".join(lines)
 
 
-def write_table(rows: Sequence[dict[str, Any]], stem: str, *, title: str = "", notes: str = "",
-                columns: Sequence[str] | None = None, meta: dict[str, Any] | None = None) -> dict[str, Path]:
+def write_table(
+    rows: Sequence[dict[str, Any]],
+    stem: str,
+    *,
+    title: str = "",
+    notes: str = "",
+    columns: Sequence[str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Path]:
     """Write ``results/<stem>.csv``, ``.md`` and ``.json`` atomically; returns the paths."""
     columns = list(columns or rows[0].keys())
     buf = io.StringIO()
@@ -110,8 +131,10 @@ def write_table(rows: Sequence[dict[str, Any]], stem: str, *, title: str = "", n
     atomic_write_text(paths["csv"], buf.getvalue())
     md = (f"# {title}\n\n" if title else "") + markdown_table(rows, columns) + "\n" + (f"\n{notes}\n" if notes else "")
     atomic_write_text(paths["md"], md)
-    atomic_write_text(paths["json"], json.dumps({"rows": list(rows), "machine": machine(), **(meta or {})},
-                                                indent=2, default=str) + "\n")
+    atomic_write_text(
+        paths["json"],
+        json.dumps({"rows": list(rows), "machine": machine(), **(meta or {})}, indent=2, default=str) + "\n",
+    )
     return paths
 
 

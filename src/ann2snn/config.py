@@ -44,9 +44,7 @@ def _bool(name: str, value: Any) -> None:
         raise ConfigError(f"{name}={value!r} must be True or False")
 
 
-def _finite(
-    name: str, value: Any, low: float | None = None, high: float | None = None, low_open: bool = False
-) -> None:
+def _finite(name: str, value: Any, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{name}={value!r} must be a finite number")
     if low is not None and (value < low or (low_open and value == low)):
@@ -77,8 +75,7 @@ class _Config:
             raise ConfigError(f"expected a {cls.__name__} config, got kind={kind!r}")
         if version != CONFIG_VERSION:
             raise ConfigError(
-                f"{cls.__name__} version {version!r} is not supported (this ann2snn reads "
-                f"version {CONFIG_VERSION})"
+                f"{cls.__name__} version {version!r} is not supported (this ann2snn reads version {CONFIG_VERSION})"
             )
         bad_keys = [k for k in data if not isinstance(k, str)]
         if bad_keys:

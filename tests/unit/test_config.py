@@ -32,8 +32,15 @@ def test_conversion_config_rejects(kwargs, field):
         ConversionConfig(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs,field", [({"levels": 0}, "levels"), ({"activation": "gelu"}, "activation"),
-                                          ({"threshold": -1.0}, "threshold"), ({"steps": 0}, "steps")])
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"levels": 0}, "levels"),
+        ({"activation": "gelu"}, "activation"),
+        ({"threshold": -1.0}, "threshold"),
+        ({"steps": 0}, "steps"),
+    ],
+)
 def test_quant_config_rejects(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         QuantConfig(**kwargs)

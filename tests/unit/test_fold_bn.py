@@ -24,10 +24,18 @@ def _randomize_bn(model: nn.Module, gen: torch.Generator) -> None:
 def test_folded_equals_unfolded(seed, bias, channels):
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(2, channels, 3, padding=1, bias=bias), nn.BatchNorm2d(channels), nn.ReLU(),
-        nn.Flatten(), nn.Linear(channels * 16, 5, bias=bias), nn.BatchNorm1d(5),
-    ).double().eval()
+    model = (
+        nn.Sequential(
+            nn.Conv2d(2, channels, 3, padding=1, bias=bias),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(channels * 16, 5, bias=bias),
+            nn.BatchNorm1d(5),
+        )
+        .double()
+        .eval()
+    )
     _randomize_bn(model, gen)
     folded = fold_batchnorm(model)
     assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in folded.modules())
@@ -39,8 +47,15 @@ def test_folded_equals_unfolded(seed, bias, channels):
 def test_fold_formula_matches_hand_computation():
     w = torch.tensor([[2.0], [3.0]])
     b = torch.tensor([1.0, -1.0])
-    new_w, new_b = fold_bn_into_weights(w, b, torch.tensor([1.0, 0.0]), torch.tensor([3.0, 0.0]),
-                                        torch.tensor([2.0, 1.0]), torch.tensor([0.5, 0.0]), eps=1.0)
+    new_w, new_b = fold_bn_into_weights(
+        w,
+        b,
+        torch.tensor([1.0, 0.0]),
+        torch.tensor([3.0, 0.0]),
+        torch.tensor([2.0, 1.0]),
+        torch.tensor([0.5, 0.0]),
+        eps=1.0,
+    )
     # scale = γ/√(σ²+ε) = [1, 1]
     assert new_w.tolist() == [[2.0], [3.0]] and new_b.tolist() == [0.5, -1.0]
 

@@ -111,15 +111,17 @@ def test_plain_relu_needs_calibration_data_and_gets_data_thresholds():
     snn_max = a2s.convert(model, a2s.ConversionConfig(threshold_mode="max"), calibration_data=data)
     expected = max(float(torch.relu(model[0](x)).max().detach()) for x in data)
     assert snn_max.neurons()["1"].threshold.item() == pytest.approx(expected)
-    snn_pc = a2s.convert(model, a2s.ConversionConfig(threshold_mode="percentile", per_channel=True),
-                         calibration_data=data)
+    snn_pc = a2s.convert(
+        model, a2s.ConversionConfig(threshold_mode="percentile", per_channel=True), calibration_data=data
+    )
     th = snn_pc.neurons()["1"].threshold
     assert th.shape == (8,) and torch.all(th > 0) and torch.all(th <= expected + 1e-6)
 
 
 def test_model_with_dropout_and_adaptive_pool_converts():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5),
-                          nn.Linear(2, 2))
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(2, 2)
+    )
     q = a2s.prepare(model, a2s.QuantConfig(levels=2, threshold=1.0)).eval()
     snn = a2s.convert(q, a2s.ConversionConfig(timesteps=2))
     x = torch.rand(4, 1, 6, 6)
@@ -135,8 +137,16 @@ def test_deepcopy_of_snn_and_rate_mode_rejected_for_serial():
 
 
 def test_maxpool_note_says_whether_it_is_exact():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(2, 2, 3, padding=1),
-                          nn.AvgPool2d(1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 2))
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(2, 2, 3, padding=1),
+        nn.AvgPool2d(1),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8, 2),
+    )
     q = a2s.prepare(model, a2s.QuantConfig(levels=2, threshold=1.0))
     parallel = a2s.convert(q, a2s.ConversionConfig(timesteps=2))
     exact = [n for n in parallel.log if "'2'" in n]
@@ -145,3 +155,9 @@ def test_maxpool_note_says_whether_it_is_exact():
     assert inexact and "NOT exact" in inexact[0]
     serial = a2s.convert(q, a2s.ConversionConfig(method="serial", timesteps=2))
     assert all("not exact" in n for n in serial.log if "max-pool" in n)
+
+
+def test_preparing_a_prepared_model_is_an_error():
+    q = a2s.prepare(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    with pytest.raises(ConfigError, match="already prepared"):
+        a2s.prepare(q, a2s.QuantConfig(levels=2))

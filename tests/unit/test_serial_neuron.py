@@ -28,7 +28,7 @@ def run_if(x: torch.Tensor, threshold: float, timesteps: int, v_init: float = 0.
 def test_constant_input_spike_count_closed_form(x, threshold, timesteps):
     xs = torch.tensor(x, dtype=torch.float64)
     count = run_if(xs, threshold, timesteps)
-    for xi, ci in zip(xs.tolist(), count.tolist()):
+    for xi, ci in zip(xs.tolist(), count.tolist(), strict=True):
         arg = timesteps * xi / threshold + 0.5
         if abs(arg - round(arg)) < 1e-9:  # exactly on a boundary: float accumulation may land either side
             continue

@@ -59,8 +59,10 @@ def calibrate(
     if config.calibration == "da":
         if _lossless(snn):
             result = snn if inplace else copy.deepcopy(snn)
-            result.log.append(f"DA calibration skipped: every site is QCFS with L = T = {snn.timesteps} and its "
-                              "trained threshold, so the SNN is already lossless")
+            result.log.append(
+                f"DA calibration skipped: every site is QCFS with L = T = {snn.timesteps} and its "
+                "trained threshold, so the SNN is already lossless"
+            )
             return result
         fn = calibrate_da_ if inplace else calibrate_da
         return fn(
@@ -78,6 +80,10 @@ def calibrate(
 
 def _lossless(snn: SpikingModel) -> bool:
     """A parallel SNN of a QCFS ANN at T = L with the trained thresholds: exact already (methods.md §3)."""
-    return snn.config.method == "parallel" and bool(snn.sites) and all(
-        s.source == "qcfs" and s.levels == snn.timesteps and s.threshold_from == "qcfs threshold" for s in snn.sites
+    return (
+        snn.config.method == "parallel"
+        and bool(snn.sites)
+        and all(
+            s.source == "qcfs" and s.levels == snn.timesteps and s.threshold_from == "qcfs threshold" for s in snn.sites
+        )
     )

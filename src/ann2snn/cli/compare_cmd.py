@@ -10,7 +10,8 @@ from ann2snn.cli.app import app
 from ann2snn.cli.common import echo_table, fmt, parse_int_list
 
 METHODS_HELP = (
-    "Comma-separated methods: serial, parallel, parallel+da, srp, cos, signed; 'srp:N' / 'cos:N' set that entry's pre-steps."
+    "Comma-separated methods: serial, parallel, parallel+da, srp, cos, signed; "
+    "'srp:N' / 'cos:N' set that entry's pre-steps."
 )
 
 

@@ -42,7 +42,8 @@ def demo_command(
         torch.manual_seed(seed)
         ann = prepare(create_model("cnn", num_classes=10, in_channels=1, image_size=8), quant)
     train_data, test_data = load_dataset("digits", "train"), load_dataset("digits", "test")
-    typer.echo(f"training a QCFS (L={levels}) CNN on digits: {len(train_data)} train / {len(test_data)} test images")
+    n_train, n_test = len(train_data), len(test_data)  # type: ignore[arg-type]
+    typer.echo(f"training a QCFS (L={levels}) CNN on digits: {n_train} train / {n_test} test images")
     result = train(
         ann,
         train_data,

@@ -103,7 +103,7 @@ def evaluate(
     if total == 0:
         raise InputError("the evaluation loader yielded no samples")
     acc = (correct_snn.double() / total * 100).tolist()
-    curve = {t + 1: a for t, a in enumerate(acc)} if serial else dict(zip(ts, acc))
+    curve = {t + 1: a for t, a in enumerate(acc)} if serial else dict(zip(ts, acc, strict=True))
     rates = {n: spikes[n] / (total * max(1, neurons[n]) * t_max) for n in spikes}
     return ConversionReport(
         method=snn.config.method,

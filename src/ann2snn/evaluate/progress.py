@@ -15,7 +15,9 @@ def interactive() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
-def progress_bar(items: Iterable[T], description: str, *, enabled: bool = True, total: int | None = None) -> Iterator[T]:
+def progress_bar(
+    items: Iterable[T], description: str, *, enabled: bool = True, total: int | None = None
+) -> Iterator[T]:
     """Iterate ``items`` with a rich progress bar when ``enabled`` and interactive, else plainly."""
     if not (enabled and interactive()):
         yield from items

@@ -65,8 +65,10 @@ class ConversionReport:
     def firing_table(self) -> str:
         rows = ["| layer | neurons | firing rate (spikes/neuron/step) | spikes/sample |", "|---|---:|---:|---:|"]
         for name, rate in self.firing_rates.items():
-            rows.append(f"| {name} | {self.neurons_per_layer.get(name, 0)} | {rate:.4f} | "
-                        f"{self.spikes_per_sample.get(name, 0.0):.1f} |")
+            rows.append(
+                f"| {name} | {self.neurons_per_layer.get(name, 0)} | {rate:.4f} | "
+                f"{self.spikes_per_sample.get(name, 0.0):.1f} |"
+            )
         return "\n".join(rows)
 
     def to_markdown(self) -> str:

@@ -18,9 +18,7 @@ class QCFS(nn.Module):
     Shape: input and output ``[B, ...]``; θ is a scalar (per layer) or broadcasts per channel.
     """
 
-    def __init__(
-        self, levels: int = 8, threshold: float | Tensor = 8.0, learn_threshold: bool = True
-    ) -> None:
+    def __init__(self, levels: int = 8, threshold: float | Tensor = 8.0, learn_threshold: bool = True) -> None:
         super().__init__()
         self.levels = int(levels)
         t = _threshold_tensor(threshold)
@@ -57,9 +55,7 @@ class ClipReLU(nn.Module):
 class StepReLU(nn.Module):
     """StepReLU staircase with step θ_s and ``steps`` n (see :func:`ann2snn.functional.step_relu`)."""
 
-    def __init__(
-        self, step: float = 0.05, steps: int = 20, rounding: str = "ceil", clip: bool = False
-    ) -> None:
+    def __init__(self, step: float = 0.05, steps: int = 20, rounding: str = "ceil", clip: bool = False) -> None:
         super().__init__()
         self.step = float(step)
         self.steps = int(steps)

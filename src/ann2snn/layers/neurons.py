@@ -26,6 +26,8 @@ def _as_buffer(value: float | Tensor) -> Tensor:
 class SpikingNeuron(nn.Module):
     """Base class: a threshold buffer, spike counting and reset."""
 
+    threshold: Tensor
+
     def __init__(self, threshold: float | Tensor) -> None:
         super().__init__()
         self.register_buffer("threshold", _as_buffer(threshold))
@@ -99,6 +101,9 @@ class ParallelIFNeuron(SpikingNeuron):
     ``bias`` (ψ_DA) and ``amplitude_correction`` (φ_DA) default to zero and broadcast like θ.
     """
 
+    bias: Tensor
+    amplitude_correction: Tensor
+
     def __init__(
         self,
         threshold: float | Tensor,
@@ -143,6 +148,4 @@ class ParallelIFNeuron(SpikingNeuron):
         return spikes.reshape(current.shape)
 
     def extra_repr(self) -> str:
-        return (
-            f"threshold={format_threshold(self.threshold)}, timesteps={self.timesteps}, order={self.order!r}"
-        )
+        return f"threshold={format_threshold(self.threshold)}, timesteps={self.timesteps}, order={self.order!r}"

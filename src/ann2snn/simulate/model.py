@@ -142,9 +142,7 @@ class SpikingModel(nn.Module):
     def forward_rate(self, x: Tensor, timesteps: int | None = None) -> Tensor:
         """Rate-mode run of a parallel SNN on the time-mean input ``[B, ...]`` → time-mean output ``[B, K]``."""
         if self.execution != "parallel":
-            raise ConfigError(
-                f"rate mode needs a parallel SNN; this one is {self.config.method!r} (use mode='spike')"
-            )
+            raise ConfigError(f"rate mode needs a parallel SNN; this one is {self.config.method!r} (use mode='spike')")
         self.reset()
         self._set_parallel(RATE_MODE, timesteps or self.timesteps)
         return self.net(x)

@@ -63,9 +63,7 @@ def check_input(x: object, name: str = "x") -> Tensor:
     if not isinstance(x, Tensor):
         raise InputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise InputError(
-            f"{name} must be a floating-point tensor, got dtype {x.dtype} (convert with .float())"
-        )
+        raise InputError(f"{name} must be a floating-point tensor, got dtype {x.dtype} (convert with .float())")
     if x.dim() < 2:
         raise InputError(f"{name} must be a batch [B, ...], got shape {tuple(x.shape)} (add a batch dim)")
     if not torch.isfinite(x).all():

@@ -72,8 +72,11 @@ def _fed_by_neuron(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
                 return True
             if not (isinstance(mod, (nn.Flatten, nn.Identity, nn.Dropout)) or is_maxpool(src, modules)):
                 return False
-        elif not (is_maxpool(src, modules) or (src.op == "call_method" and src.target in _SHAPE_ONLY_METHODS)
-                  or (src.op == "call_function" and src.target in (torch.flatten, torch.reshape))):
+        elif not (
+            is_maxpool(src, modules)
+            or (src.op == "call_method" and src.target in _SHAPE_ONLY_METHODS)
+            or (src.op == "call_function" and src.target in (torch.flatten, torch.reshape))
+        ):
             return False
         src = src.args[0] if src.args else None
     return False
@@ -85,8 +88,10 @@ def _maxpool_note(node: fx.Node, modules: dict[str, nn.Module], execution: str) 
         return f"{what}: on serial spikes it over-estimates the max rate (not exact)"
     if _fed_by_neuron(node, modules):
         return f"{what}: exact (max of sorted equal-amplitude spike trains is the train of the max level)"
-    return (f"{what}: NOT exact, its input is not a neuron's spike train (the max of time-averages differs from "
-            "the time-average of maxima); move it directly after an activation for a lossless conversion")
+    return (
+        f"{what}: NOT exact, its input is not a neuron's spike train (the max of time-averages differs from "
+        "the time-average of maxima); move it directly after an activation for a lossless conversion"
+    )
 
 
 @register_method("serial", "serial")
@@ -212,9 +217,7 @@ def convert(
     check_activations(gm, "convert")
     names = modularize_sites(gm)
     if not names:
-        raise UnsupportedModelError(
-            f"convert found no activation (ReLU/QCFS/ClipReLU) in {type(model).__name__}"
-        )
+        raise UnsupportedModelError(f"convert found no activation (ReLU/QCFS/ClipReLU) in {type(model).__name__}")
     _check_layers(gm)
     notes = [f"folded BatchNorm '{n}' into the preceding layer" for n in fold_bn_graph(gm)]
     sites = _collect_sites(gm, names, config, calibration_data, max_batches)
@@ -226,9 +229,7 @@ def convert(
         if param is not None:
             neuron = neuron.to(device=param.device, dtype=param.dtype)
         set_submodule(gm, site.name, neuron)
-        infos.append(
-            SiteInfo(site.name, site.source, site.levels, site.threshold_from, type(neuron).__name__)
-        )
+        infos.append(SiteInfo(site.name, site.source, site.levels, site.threshold_from, type(neuron).__name__))
     modules = dict(gm.named_modules())
     for node in gm.graph.nodes:
         if is_maxpool(node, modules):

@@ -48,8 +48,14 @@ def prepare(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
         raise UnsupportedModelError(
             f"prepare found no ReLU in {type(model).__name__}; nothing to quantize (is it already prepared?)"
         )
-    for name in sites:
-        if type(gm.get_submodule(name)) is nn.ReLU:
-            set_submodule(target, name, make_activation(config))
+    relus = [name for name in sites if type(gm.get_submodule(name)) is nn.ReLU]
+    if not relus:
+        kinds = sorted({type(gm.get_submodule(name)).__name__ for name in sites})
+        raise ConfigError(
+            f"prepare: {type(model).__name__} is already prepared (its activations are {', '.join(kinds)}) and has "
+            "no ReLU left to swap; prepare the original ReLU model to use another QuantConfig"
+        )
+    for name in relus:
+        set_submodule(target, name, make_activation(config))
     target.train(model.training)
     return target
