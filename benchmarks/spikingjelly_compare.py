@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ann2snn as a2s  # noqa: E402
 import common  # noqa: E402
+from spikingjelly_reference import time_call  # noqa: E402  (same timing loop on both sides)
 
 SJ_SCRIPT = Path(__file__).resolve().parent / "spikingjelly_reference.py"
-
-
-def time_call(fn: Any, reps: int) -> float:
-    """Same loop as the reference script: warm-up, >= 20 ms blocks, median of ``reps`` blocks."""
-    fn()
-    start = time.perf_counter()
-    fn()
-    calls = max(1, min(50, int(0.02 / max(time.perf_counter() - start, 1e-6))))
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> None:
