@@ -1,11 +1,19 @@
-"""Test-wide settings: one thread per worker (tests run under pytest-xdist on 2 cores)."""
+"""Test-wide settings: one thread per worker (tests run under pytest-xdist on 2 cores).
+
+Hypothesis: under CI (``CI`` set) examples are derandomized, so a landing run is reproducible; locally each run
+explores new examples. ``ANN2SNN_FUZZ_EXAMPLES=2000`` runs the fuzz tests longer.
+"""
 
 import os
 
 import pytest
 import torch
+from hypothesis import settings
 
 torch.set_num_threads(1)
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 

@@ -32,6 +32,8 @@ __all__ = ["keep_previous", "remove_stale_temps", "resume_candidates"]
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     """Make ``dst`` hold ``src``'s content, atomically: a hard link renamed into place, or an atomic copy."""
+    if dst.exists() and os.path.samefile(src, dst):
+        return  # already the same file: renaming a second link onto it would be a no-op that leaves the link behind
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     os.close(fd)
     tmp = Path(tmp_name)

@@ -169,6 +169,26 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[Exception], tuple[str, ..
         InputError,
         ("calibration batch 0", "(2, 3, 8, 8)"),
     ),
+    (
+        "Li calibration shape",
+        lambda t: a2s.convert(
+            _qann(),
+            a2s.ConversionConfig(method="serial", timesteps=2, calibration="li_bias"),
+            calibration_data=[torch.tensor(2.9)],
+        ),
+        InputError,
+        ("calibration batch 0", "()"),
+    ),
+    (
+        "DA calibration shape",
+        lambda t: a2s.convert(
+            _qann(),
+            a2s.ConversionConfig(method="parallel", timesteps=2, calibration="da"),
+            calibration_data=[_x(2, 3, 8, 8)],
+        ),
+        InputError,
+        ("calibration batch 0", "(2, 3, 8, 8)"),
+    ),
     ("NaN weights", lambda t: a2s.convert(_nan_weight_model()), InputError, ("features.1.0.weight", "NaN")),
     ("int input", lambda t: a2s.simulate(_snn(), torch.ones(2, 1, 8, 8, dtype=torch.long)), InputError, ("int64",)),
     ("NaN input", lambda t: a2s.simulate(_snn(), torch.full((2, 1, 8, 8), float("inf"))), InputError, ("NaN or Inf",)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any
 
 import pytest
@@ -25,7 +26,11 @@ from ann2snn.train import TrainConfig
 from ann2snn.validation import load_config
 
 torch.set_num_threads(1)
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("ANN2SNN_FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 CONFIGS = (QuantConfig, ConversionConfig, TrainConfig)
 VALID_WORDS = (
     "qcfs",

@@ -88,3 +88,18 @@ def test_spikes_of_presimulation_are_counted():
     assert res.presteps == 3 and res.timesteps == 2 and res.total_timesteps == 5
     assert sum(float(c.sum()) for c in res.spike_counts.values()) > 0
     assert "presteps=3" in snn.summary()
+
+
+def test_evaluate_firing_rates_count_presimulation_steps():
+    """evaluate's firing rates divide the (pre-simulation-inclusive) spike counts by presteps + T steps."""
+    model = random_mlp(1)
+    x = torch.rand(8, 6, dtype=torch.float64)
+    y = torch.zeros(8, dtype=torch.long)
+    snn = a2s.convert(model, a2s.ConversionConfig(method="srp", presteps=3, timesteps=2))
+    report = a2s.evaluate(model, snn, [(x, y)], timesteps=[2])
+    res = a2s.simulate(snn, x)
+    assert report.presteps == 3
+    for name, rate in res.firing_rates().items():
+        assert report.firing_rates[name] == pytest.approx(rate, rel=1e-12)
+        expected = float(res.spike_counts[name].sum()) / (8 * res.neuron_counts[name] * 5)
+        assert report.firing_rates[name] == pytest.approx(expected, rel=1e-12)

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ann2snn.calibrate.estimators import ema_update, match_output_mean, match_output_mse, mean_update
-from ann2snn.calibrate.observers import iter_input_batches
+from ann2snn.calibrate.observers import check_batches_fit, iter_input_batches
 from ann2snn.calibrate.reference import Lockstep, channel_mean, channel_rows, channel_shape, reference_graph
 from ann2snn.config import ESTIMATORS
 from ann2snn.errors import CalibrationError, ConfigError
@@ -113,6 +113,7 @@ def calibrate_da_(
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.get_default_dtype()
     batches = [x.to(device=device, dtype=dtype) for x in iter_input_batches(data, max_batches)]
+    check_batches_fit(reference, batches)
     T = snn.timesteps
     snn.reset()
     snn._set_parallel(RATE_MODE, T)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ann2snn import functional as F
-from ann2snn.calibrate.observers import iter_input_batches
+from ann2snn.calibrate.observers import check_batches_fit, iter_input_batches
 from ann2snn.calibrate.reference import channel_shape, reference_graph
 from ann2snn.errors import CalibrationError, ConfigError
 from ann2snn.evaluate.progress import progress_bar
@@ -122,6 +122,7 @@ def calibrate_li(
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.get_default_dtype()
     batches = [x.to(device=device, dtype=dtype) for x in iter_input_batches(data, max_batches)]
+    check_batches_fit(reference, batches)
     start = time.perf_counter()
     ref_means = _reference_means(reference, list(neurons), batches)
     T = snn.timesteps

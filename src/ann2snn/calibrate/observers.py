@@ -37,6 +37,13 @@ def iter_input_batches(data: Iterable[Any] | None, max_batches: int | None = Non
         raise CalibrationError("calibration_data yielded no batches; pass at least one batch of inputs")
 
 
+def check_batches_fit(model: nn.Module, batches: list[Tensor]) -> None:
+    """Run ``model`` on the first sample of every batch: a batch it cannot take is an :class:`InputError`."""
+    with torch.no_grad():
+        for i, x in enumerate(batches):
+            call_checked(lambda b: model(b[:1]), x, "the model", f"calibration batch {i}")
+
+
 class ActivationObserver:
     """Running statistics of ``relu(z)`` at one site: exact max, and a seeded subsample for percentiles.
 

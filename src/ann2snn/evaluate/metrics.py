@@ -104,7 +104,8 @@ def evaluate(
         raise InputError("the evaluation loader yielded no samples")
     acc = (correct_snn.double() / total * 100).tolist()
     curve = {t + 1: a for t, a in enumerate(acc)} if serial else dict(zip(ts, acc, strict=True))
-    rates = {n: spikes[n] / (total * max(1, neurons[n]) * t_max) for n in spikes}
+    steps = snn.presteps + t_max  # pre-simulation spikes are counted, so are their steps
+    rates = {n: spikes[n] / (total * max(1, neurons[n]) * steps) for n in spikes}
     return ConversionReport(
         method=snn.config.method,
         mode=sim_mode,
@@ -118,4 +119,5 @@ def evaluate(
         num_samples=total,
         seconds=time.perf_counter() - start,
         config=snn.config.to_dict(),
+        presteps=snn.presteps,
     )

@@ -17,9 +17,11 @@ class ConversionReport:
     Attributes:
         snn_accuracy: accuracy at each requested T.
         snn_curve: accuracy at every t ≤ max(T) for serial SNNs (prefix reads), at each T for parallel ones.
-        firing_rates: mean spikes per neuron per step at max(T), by layer.
+        firing_rates: mean spikes per neuron per executed step (``presteps`` + max(T) steps), by layer.
         spikes_per_sample: spikes per input sample at max(T), by layer.
         extra: room for further sections (costs, layer errors) keyed by name.
+        presteps: pre-simulation steps run before the T read steps (SRP/COS; 0 otherwise): latency is
+            ``presteps + T``, and their spikes are counted in ``spikes_per_sample``.
     """
 
     method: str
@@ -35,6 +37,7 @@ class ConversionReport:
     seconds: float
     config: dict[str, Any]
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    presteps: int = 0
 
     def gap(self, t: int) -> float | None:
         """ANN accuracy minus SNN accuracy at T = t, in percentage points."""
