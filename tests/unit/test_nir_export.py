@@ -231,6 +231,23 @@ def test_without_extensions_subtract_reset_is_refused():
         to_nir(snn, (1, 8, 8))
 
 
+@pytest.mark.parametrize(
+    ("fields", "neuron"),
+    [
+        ({"method": "srp", "presteps": 2}, "SRPNeuron"),
+        ({"method": "cos", "presteps": 2}, "COSNeuron"),
+        ({"method": "serial", "calibration": "li_bias"}, "CalibratedIFNeuron"),
+    ],
+)
+def test_if_neuron_variants_are_refused_not_exported_as_plain_if(fields, neuron):
+    """SRP/COS pre-simulation and Li-calibrated neurons subclass IF but behave differently: no silent IF export."""
+    qann = _qann(SmallCNN(), 0)
+    data = [torch.rand(4, 1, 8, 8)]
+    snn = a2s.convert(qann, a2s.ConversionConfig(timesteps=4, **fields), calibration_data=data)
+    with pytest.raises(ExportError, match=f"{neuron}.*no NIR mapping"):
+        to_nir(snn, (1, 8, 8), extensions=True)
+
+
 def test_interpreter_sanity_negative(tmp_path):
     # Ignoring the extension metadata (what a plain NIR tool does) must give a different network.
     snn = a2s.convert(_qann(SmallCNN(), 2), SERIAL_IF)

@@ -184,7 +184,7 @@ class _Builder:
                 f"parallel neuron '{node.target}' exported as its serial equivalent (IF, v(0)=θ/2, "
                 "reset by subtraction): same spike counts and mean output, spikes spread in time"
             )
-        elif isinstance(mod, IFNeuron):
+        elif type(mod) is IFNeuron:  # not its subclasses: SRP/COS pre-simulation and Li-calibrated neurons differ
             leak, leak_delta, reset, v_init = mod.leak, mod.leak_delta, mod.reset_mode, mod.v_init
         else:
             raise ExportError(f"NIR export: neuron '{node.target}' ({type(mod).__name__}) has no NIR mapping")
