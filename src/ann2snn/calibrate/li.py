@@ -23,20 +23,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ann2snn import functional as F
 from ann2snn.calibrate.observers import check_batches_fit, iter_input_batches
 from ann2snn.calibrate.reference import channel_shape, reference_graph
 from ann2snn.errors import CalibrationError, ConfigError
 from ann2snn.evaluate.progress import progress_bar
 from ann2snn.layers.activations import format_threshold
-from ann2snn.layers.neurons import IFNeuron, SpikingNeuron
+from ann2snn.layers.neurons import IFNeuron
 from ann2snn.simulate.model import SpikingModel
 from ann2snn.transforms.trace import set_submodule
 
 LI_MODES = ("bias", "potential")
 
 
-class CalibratedIFNeuron(SpikingNeuron):
+class CalibratedIFNeuron(IFNeuron):
     """IF neuron (reset by subtraction) with an input bias and a per-neuron initial-potential offset.
 
     ``v(0) = v_init·θ + v_offset``; every step ``v ← v + I + bias``, spike when ``v ≥ θ``, ``v ← v − θ·s``.
@@ -45,7 +44,6 @@ class CalibratedIFNeuron(SpikingNeuron):
     sample (``[C, 1, 1]`` per channel, ``[C, H, W]`` per neuron).
     """
 
-    threshold: Tensor
     bias: Tensor
     v_offset: Tensor
 
@@ -57,23 +55,15 @@ class CalibratedIFNeuron(SpikingNeuron):
         bias: float | Tensor = 0.0,
         v_offset: float | Tensor = 0.0,
     ) -> None:
-        super().__init__(threshold)
-        self.v_init = float(v_init)
+        super().__init__(threshold, v_init=v_init)
         dtype = self.threshold.dtype
         self.register_buffer("bias", torch.as_tensor(bias, dtype=dtype).detach().clone())
         self.register_buffer("v_offset", torch.as_tensor(v_offset, dtype=dtype).detach().clone())
-        self.v: Tensor | None = None
-
-    def reset(self) -> None:
-        super().reset()
-        self.v = None
 
     def forward(self, current: Tensor) -> Tensor:
-        if self.v is None or self.v.shape != current.shape:
+        if self.v is None or self.v.shape != current.shape:  # IFNeuron's start, shifted by v_offset
             self.v = torch.zeros_like(current) + self.v_init * self.threshold + self.v_offset
-        spikes, self.v = F.if_step(self.v, current + self.bias, self.threshold)
-        self._count(spikes.flatten(1).sum(1), current.shape[1:])
-        return spikes * self.threshold
+        return super().forward(current + self.bias)
 
     def extra_repr(self) -> str:
         return f"threshold={format_threshold(self.threshold)}, v_init={self.v_init}, corrected=True"
