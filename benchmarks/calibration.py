@@ -29,8 +29,11 @@ PARALLEL = {  # label -> ConversionConfig fields (training-free ReLU model: per-
     "parallel, no calibration": dict(),
     "parallel + DA ema (paper)": dict(calibration="da", estimator="ema"),
     "parallel + DA mean": dict(calibration="da", estimator="mean"),
-    "parallel + DA match (default)": dict(calibration="da", estimator="match"),
+    "parallel + DA match, no refit": dict(calibration="da", estimator="match", weight_refit=False),
+    "parallel + DA match + weight refit": dict(calibration="da", estimator="match", weight_refit=True),
 }
+SPREAD_METHODS = ("parallel + DA match, no refit", "parallel + DA match + weight refit")
+SPREAD_TS = {"relu": (1, 2, 4, 8), "qcfs": (1, 2, 4)}
 SERIAL = {  # serial IF baselines (methods.md §5)
     "serial IF, max (Diehl)": dict(threshold_mode="max", v_init=0.0, per_channel=False),
     "serial IF, 99.9% (Rueckauer)": dict(threshold_mode="percentile", v_init=0.0, per_channel=False),
@@ -104,6 +107,38 @@ def run_model(
     return rows
 
 
+def spread(
+    name: str, model: Any, timesteps: tuple[int, ...], base: dict[str, Any], seeds: int, n_batches: int, x: Any, y: Any
+) -> list:
+    """Gaps of DA ``match`` with and without weight refit on calibration sets drawn with seeds 1..``seeds``
+    (seed 0 is the main table's set)."""
+    ann_acc = accuracy(model, x, y)
+    rows = []
+    for T in timesteps:
+        for label in SPREAD_METHODS:
+            gaps = []
+            for seed in range(1, seeds + 1):
+                calib = common.calibration_batches(n_batches, 128, seed=seed)
+                fields = {**base, **PARALLEL[label], "timesteps": T, "calibration_batches": n_batches}
+                snn = a2s.convert(model, a2s.ConversionConfig(**fields), calibration_data=calib, max_batches=n_batches)
+                gaps.append(ann_acc - accuracy(snn, x, y, T))
+            g = torch.tensor(gaps, dtype=torch.float64)
+            rows.append(
+                dict(
+                    model=name,
+                    method=label,
+                    T=T,
+                    seeds=seeds,
+                    gap_mean=round(float(g.mean()), 2),
+                    gap_std=round(float(g.std()) if seeds > 1 else 0.0, 2),
+                    gap_min=round(float(g.min()), 2),
+                    gap_max=round(float(g.max()), 2),
+                )
+            )
+            print(f"{name:>10} T={T:<2} {label:<36} over {seeds} sets: {[round(v, 2) for v in gaps]}", flush=True)
+    return rows
+
+
 def plot(rows: list[dict[str, Any]]) -> Any:
     import matplotlib
 
@@ -135,6 +170,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=16, help="calibration batches of 128 (<= 16)")
     parser.add_argument("--relu-epochs", type=int, default=2, help="epochs of the cached plain-ReLU CNN")
     parser.add_argument("--models", default="relu,qcfs", help="comma list of relu, qcfs (partial runs: own stem)")
+    parser.add_argument("--spread-seeds", type=int, default=3, help="other calibration sets for the spread table")
     args = parser.parse_args()
     common.setup(1)
     _, test = common.fashion_data()
@@ -146,9 +182,9 @@ def main() -> None:
     relu_ts, qcfs_ts = ((1, 4), (1, 4)) if args.quick else (RELU_TS, QCFS_TS)
     models = args.models.split(",")
     rows = []
+    relu_base = dict(method="parallel", threshold_mode="percentile", percentile=99.9, per_channel=True)
     if "relu" in models:
         relu = common.trained_cnn("relu", epochs=args.relu_epochs)
-        relu_base = dict(method="parallel", threshold_mode="percentile", percentile=99.9, per_channel=True)
         methods = {**PARALLEL, **{k: {**v, "method": "serial"} for k, v in SERIAL.items()}}
         rows += run_model(
             f"ReLU CNN ({args.relu_epochs} ep)", relu, relu_ts, methods, relu_base, calib, x, y, args.serial_limit
@@ -172,6 +208,24 @@ def main() -> None:
     paths = common.write_table(rows, stem, title="Calibration: training-free ReLU and QCFS at T < L", notes=notes)
     common.save_figure(plot(rows), stem)
     print("wrote", *paths.values())
+    if args.spread_seeds > 0 and not args.quick:
+        spread_rows = []
+        if "relu" in models:
+            label = f"ReLU CNN ({args.relu_epochs} ep)"
+            spread_rows += spread(label, relu, SPREAD_TS["relu"], relu_base, args.spread_seeds, args.batches, x, y)
+        if "qcfs" in models:
+            base = dict(method="parallel")
+            spread_rows += spread("QCFS L=8 CNN", qcfs, SPREAD_TS["qcfs"], base, args.spread_seeds, args.batches, x, y)
+        notes = (
+            f"DA match with and without weight refit, rerun on {args.spread_seeds} "
+            f"other calibration sets ({args.batches} batches of 128 training images each, shuffles with seeds 1..."
+            f"{args.spread_seeds}); gaps in pp on the full test set. Shows how much of a gap is the draw of the "
+            "calibration images."
+        )
+        paths = common.write_table(
+            spread_rows, stem + "_spread", title="Calibration: spread over calibration sets", notes=notes
+        )
+        print("wrote", *paths.values())
 
 
 if __name__ == "__main__":

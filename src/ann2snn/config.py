@@ -127,6 +127,14 @@ def _check_calibration(config: Any) -> None:
     if config.ema_alpha == 1.0:
         raise ConfigError("ema_alpha=1.0 never updates the estimate; use a value in (0, 1) such as 0.99")
     _positive_int("calibration_batches", config.calibration_batches)
+    if config.weight_refit is not None:
+        _bool("weight_refit", config.weight_refit)
+    if config.weight_refit and (config.calibration != "da" or config.estimator != "match"):
+        raise ConfigError(
+            "weight_refit=True refits weights during DA calibration with estimator='match'; set "
+            f"calibration='da', estimator='match' (got calibration={config.calibration!r}, "
+            f"estimator={config.estimator!r}) or leave weight_refit=None"
+        )
     if config.calibration == "da" and config.method != "parallel":
         raise ConfigError(f"calibration='da' calibrates parallel neurons; use method='parallel', not {config.method!r}")
     if config.calibration in ("li_bias", "li_potential") and (config.method != "serial" or config.neuron != "if"):
@@ -199,6 +207,10 @@ class ConversionConfig(_Config):
             best with few batches), ``"ema"`` (the paper's rule, α = ``ema_alpha``) or ``"mean"`` (running mean).
         ema_alpha: α of ``estimator="ema"``, in (0, 1).
         calibration_batches: at most this many batches of ``calibration_data`` are used by ``calibration``.
+        weight_refit: with ``calibration="da"``, also refit the Conv2d/Linear layers fed by spikes by ridge
+            regression onto the ANN's pre-activations (closed form; held-out λ, per layer). ``None`` (default): on
+            with ``estimator="match"`` at T = 1 or for plain-ReLU sites (where it pays), off otherwise; ``True`` /
+            ``False`` force it.
     """
 
     method: str = "parallel"
@@ -219,6 +231,7 @@ class ConversionConfig(_Config):
     estimator: str = "match"
     ema_alpha: float = 0.99
     calibration_batches: int = 16
+    weight_refit: bool | None = None
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)

@@ -324,6 +324,12 @@ CLI_CASES: list[tuple[str, Callable[[Path, Path], list[str]], tuple[str, ...]]] 
     ("other architecture", _cli_other_arch, ("ck.safetensors", "shape mismatch")),
     ("bad method", lambda t, c: ["convert", "-c", str(c), "--method", "magic"], ("method='magic'",)),
     ("bad leak", lambda t, c: ["convert", "-c", str(c), "--leak", "2"], ("leak=2.0",)),
+    ("bad calibration", lambda t, c: ["convert", "-c", str(c), "--calibration", "magic"], ("calibration='magic'",)),
+    (
+        "refit without match",
+        lambda t, c: ["convert", "-c", str(c), "--calibration", "da", "--estimator", "ema", "--weight-refit"],
+        ("weight_refit=True", "estimator='ema'"),
+    ),
     ("bad T list", lambda t, c: ["evaluate", "-c", str(c), "-T", "4,x"], ("--timesteps", "4,x")),
     ("T=0", lambda t, c: ["evaluate", "-c", str(c), "-T", "0"], ("--timesteps",)),
     ("bad eval mode", lambda t, c: ["evaluate", "-c", str(c), "--mode", "fast", "-q"], ("mode='fast'",)),

@@ -11,8 +11,10 @@ Example:
     >>> cfg = a2s.ConversionConfig(method="parallel", timesteps=4, per_channel=True, percentile=99.9)
     >>> snn = a2s.convert(ann, cfg, calibration_data=data)
     >>> snn_da = calibrate(snn, ann, data, cfg.replace(calibration="da"))
-    >>> snn_da.log[-2].startswith("DA calibration (match, objective=mse_threshold)")
+    >>> snn_da.log[-3].startswith("DA calibration (match, objective=mse_threshold, weight refit)")
     True
+    >>> snn_da.log[-2].split(":")[0]  # the refit layers (plain-ReLU model: refit by default), each with its λ
+    'weight refit'
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def calibrate(
             ema_alpha=config.ema_alpha,
             max_batches=config.calibration_batches,
             progress=progress,
+            refit=config.weight_refit,
         )
     mode = "bias" if config.calibration == "li_bias" else "potential"
     return calibrate_li(snn, ann, data, mode=mode, max_batches=config.calibration_batches, progress=progress)

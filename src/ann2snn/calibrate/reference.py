@@ -23,6 +23,7 @@ from ann2snn.transforms.sites import check_activations, modularize_sites
 from ann2snn.transforms.trace import set_submodule, trace
 
 SiteFn = Callable[[str, Tensor, Tensor], tuple[Tensor, Tensor]]
+TapFn = tuple[str, Callable[[Tensor, Tensor], None]]
 
 
 def reference_graph(ann: nn.Module, snn: SpikingModel) -> fx.GraphModule:
@@ -76,8 +77,14 @@ class Lockstep:
         self.sites = set(sites)
         self.nodes = list(calibrated.graph.nodes)
 
-    def run(self, x: Tensor, site_fn: SiteFn, stop_at: str | None = None) -> tuple[Tensor, Tensor] | None:
-        """Both branches on input ``x``; returns their outputs, or ``None`` right after site ``stop_at``."""
+    def run(
+        self, x: Tensor, site_fn: SiteFn, stop_at: str | None = None, tap: TapFn | None = None
+    ) -> tuple[Tensor, Tensor] | None:
+        """Both branches on input ``x``; returns their outputs, or ``None`` right after site ``stop_at``.
+
+        With ``tap=(module, fn)`` the run stops instead at the first call of that (non-site) module, after passing
+        its input in both branches to ``fn(x_ref, x_cal)``.
+        """
         env_ref: dict[str, Any] = {}
         env_cal: dict[str, Any] = {}
         with torch.no_grad():
@@ -95,6 +102,9 @@ class Lockstep:
                     env_ref[node.name], env_cal[node.name] = out_r, out_c
                     if stop_at == str(node.target):
                         return None
+                elif tap is not None and node.op == "call_module" and str(node.target) == tap[0]:
+                    tap[1](args_r[0], args_c[0])
+                    return None
                 else:
                     env_ref[node.name] = _call(self.ref, node, args_r, kwargs_r)
                     env_cal[node.name] = _call(self.cal, node, args_c, kwargs_c)

@@ -22,7 +22,18 @@ def convert_command(
     per_channel: bool = typer.Option(False, "--per-channel", help="Data thresholds per channel."),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Calibration data (default: checkpoint's)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Root folder of on-disk datasets."),
-    calibration_batches: int = typer.Option(16, "--calibration-batches", help="Batches for data thresholds."),
+    calibration_batches: int = typer.Option(
+        16, "--calibration-batches", help="Batches for data thresholds and calibration."
+    ),
+    calibration: str | None = typer.Option(
+        None, "--calibration", help="Error calibration: da (parallel), li_bias or li_potential (serial IF)."
+    ),
+    estimator: str = typer.Option("match", "--estimator", help="DA estimator: match, ema or mean."),
+    weight_refit: bool | None = typer.Option(
+        None,
+        "--weight-refit/--no-weight-refit",
+        help="DA: refit spike-fed layers (default: match at T=1 or on ReLU sites).",
+    ),
     json_path: Path | None = typer.Option(None, "--json", help="Write the conversion summary as JSON."),
 ) -> None:
     """Convert an ANN checkpoint into an SNN and print the per-layer conversion summary."""
@@ -39,10 +50,14 @@ def convert_command(
         leak=leak,
         threshold_mode=threshold_mode,
         per_channel=per_channel,
+        calibration=calibration,
+        estimator=estimator,
+        weight_refit=weight_refit,
+        calibration_batches=calibration_batches,
     )
     ckpt = load_checkpoint(checkpoint)
     calib = None
-    if ckpt.quant is None or threshold_mode != "auto":
+    if ckpt.quant is None or threshold_mode != "auto" or calibration is not None:
         name = dataset or ckpt.meta.get("dataset") or "digits"
         _, calib = test_and_calibration_loaders(name, data_dir, None, 128, calibration_batches)
     snn = convert(ckpt.model, config, calibration_data=calib)

@@ -241,6 +241,8 @@ def convert(
     if config.calibration is not None:  # error calibration (calibrate/): DA, or Li bias/potential correction
         from ann2snn.calibrate.api import calibrate
 
+        before = len(snn.log)
         snn = calibrate(snn, model, calibration_data, config, inplace=True)
-        log.info(snn.log[-1])
+        for note in snn.log[before:]:
+            log.info(note)
     return snn

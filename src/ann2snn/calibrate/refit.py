@@ -1,0 +1,172 @@
+"""Least-squares weight refit of the synaptic layers of a calibrated SNN (closed form, no gradients).
+
+At T = 1–2 a spiking layer's output is a coarse copy of the ANN's activation and its errors are correlated across
+channels; per-channel ψ_DA / φ_DA cannot undo that, the next layer's weights can. For a ``Conv2d`` / ``Linear``
+layer fed by spikes, with ``x_s`` its input in the SNN and ``x_a`` its input in the ANN on the same images, the refit
+is ridge regression toward the ANN's own weights:
+
+    ``[W', b'] = argmin Σ ‖W'·x_s + b' − (W·x_a + b)‖² + λ·‖[W', b'] − [W, b]‖²``
+
+solved from two Gram matrices ``Σ x̃_s x̃_sᵀ`` and ``Σ x̃_a x̃_sᵀ`` (``x̃ = [x; 1]``; conv inputs as im2col patches).
+λ is relative to the mean diagonal of the Gram matrix and chosen per layer on held-out images from
+:data:`LAMBDAS`, with "keep the ANN's weights" as a candidate, so a layer changes only where that lowers the held-out
+error of its output. In the spirit of the weight calibration of Li et al. (2021), which solves the same layer-wise
+reconstruction by gradient descent.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+LAMBDAS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)  # held-out candidates (relative ridge strength)
+DEFAULT_LAMBDA = 0.1  # used when no image is held out (batches of fewer than HOLDOUT_EVERY images)
+HOLDOUT_EVERY = 8  # image i of every batch is held out when i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+MAX_FEATURES = 8192  # wider layers (input features + 1) are not refit: their Gram matrices get too large
+MAX_ROWS = 8192  # rows (images × output positions) kept per batch and part, at random
+CHUNK_ELEMENTS = 1 << 24  # im2col elements built at once
+
+
+def refit_support(module: nn.Module) -> str | None:
+    """``None`` if ``module`` can be refit, else why not (a short phrase for the log)."""
+    if isinstance(module, nn.Linear):
+        width = module.in_features
+    elif type(module) is nn.Conv2d:
+        if module.groups != 1 or module.padding_mode != "zeros" or isinstance(module.padding, str):
+            return "grouped, non-zero-padded or string-padded convolution"
+        width = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
+    else:
+        return f"{type(module).__name__} layers are not refit"
+    if width + 1 > MAX_FEATURES:
+        return f"{width} input features (the limit is {MAX_FEATURES - 1})"
+    return None
+
+
+def layer_rows(module: nn.Module, x: Tensor) -> Tensor:
+    """Rows ``x`` the layer's output is linear in, ``[N, d]`` (conv: one im2col patch per output position)."""
+    if isinstance(module, nn.Linear):
+        return x.reshape(-1, x.shape[-1])
+    assert isinstance(module, nn.Conv2d) and not isinstance(module.padding, str)
+    cols = F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)  # [B, d, P]
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def layer_features(module: nn.Module, x: Tensor) -> Tensor:
+    """:func:`layer_rows` with a ones column, ``[N, d + 1]`` float64: ``features @ [W, b]ᵀ`` is the layer's output."""
+    return _with_ones(layer_rows(module, x))
+
+
+def _with_ones(rows: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+    rows = rows.to(dtype)
+    return torch.cat([rows, torch.ones(len(rows), 1, dtype=rows.dtype, device=rows.device)], dim=1)
+
+
+def augmented_weight(module: nn.Linear | nn.Conv2d) -> Tensor:
+    """``[W, b]`` as ``[out, d + 1]`` float64 (b = 0 for a layer without bias)."""
+    w = module.weight.detach().reshape(module.weight.shape[0], -1).to(torch.float64)
+    b = torch.zeros(len(w), dtype=w.dtype, device=w.device) if module.bias is None else module.bias.detach()
+    return torch.cat([w, b.to(w).unsqueeze(1)], dim=1)
+
+
+def ridge_refit(weight: Tensor, gram_ss: Tensor, gram_as: Tensor, lam: float, *, w_gas: Tensor | None = None) -> Tensor:
+    """The minimiser ``W' = W·(G_as + μI)·(G_ss + μI)⁻¹`` with ``μ = λ·trace(G_ss)/d``.
+
+    ``w_gas``: ``W·G_as`` if already computed (it does not depend on λ).
+
+    Shape: ``weight`` ``[out, d]``; ``gram_ss = Σ x_s x_sᵀ`` and ``gram_as = Σ x_a x_sᵀ`` ``[d, d]``.
+    """
+    mu = lam * torch.trace(gram_ss) / gram_ss.shape[0]
+    rhs = ((weight @ gram_as if w_gas is None else w_gas) + mu * weight).T
+    system = gram_ss.clone()
+    system.diagonal().add_(mu)
+    factor, info = torch.linalg.cholesky_ex(system)  # symmetric positive definite for μ > 0
+    if int(info) == 0:
+        return torch.cholesky_solve(rhs, factor).T
+    return torch.linalg.solve(system, rhs).T
+
+
+def relative_error(
+    new: Tensor, weight: Tensor, gram_ss: Tensor, gram_as: Tensor, *, w_gas: Tensor | None = None
+) -> float:
+    """``Σ ‖W'x_s − W x_a‖²`` up to the constant ``Σ ‖W x_a‖²`` (enough to compare candidates)."""
+    return float(torch.sum((new @ gram_ss) * new) - 2 * torch.sum((weight @ gram_as if w_gas is None else w_gas) * new))
+
+
+class GramPair:
+    """Running ``Σ x̃_s x̃_sᵀ`` and ``Σ x̃_a x̃_sᵀ`` of one layer, for fitted and held-out images."""
+
+    def __init__(self, module: nn.Linear | nn.Conv2d, seed: int = 0) -> None:
+        self.module = module
+        self.fit: dict[str, Tensor] = {}
+        self.held: dict[str, Tensor] = {}
+        self.differs = False
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def add(self, x_ref: Tensor, x_cal: Tensor) -> None:
+        """Add one batch: ``x_ref`` the layer's input in the ANN, ``x_cal`` in the SNN (same images)."""
+        self.differs = self.differs or not torch.equal(x_ref, x_cal)
+        held = torch.arange(len(x_cal), device=x_cal.device) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+        for part, mask in ((self.fit, ~held), (self.held, held)):
+            if mask.any():
+                self._accumulate(part, x_ref[mask], x_cal[mask])
+
+    def _accumulate(self, part: dict[str, Tensor], x_ref: Tensor, x_cal: Tensor) -> None:
+        per_image = max(1, x_cal[0].numel() * (9 if isinstance(self.module, nn.Conv2d) else 1))
+        chunk = max(1, CHUNK_ELEMENTS // per_image)  # images per im2col chunk (bounded memory)
+        keep_per_image = MAX_ROWS / len(x_cal)
+        for i in range(0, len(x_cal), chunk):
+            n_keep = max(1, int(keep_per_image * len(x_cal[i : i + chunk])))
+            rs, ra = self._sample(x_cal[i : i + chunk], x_ref[i : i + chunk], n_keep)
+            fs, fa = _with_ones(rs, rs.dtype), _with_ones(ra, rs.dtype)
+            for key, value in (("ss", fs.T @ fs), ("as", fa.T @ fs)):  # in the model's dtype, summed in float64
+                value = value.to(torch.float64)
+                part[key] = part[key] + value if key in part else value
+
+    def _sample(self, x_cal: Tensor, x_ref: Tensor, n_keep: int) -> tuple[Tensor, Tensor]:
+        """The same ≤ ``n_keep`` random rows of :func:`layer_rows` of both inputs, without copying all rows."""
+        m = self.module
+        if isinstance(m, nn.Linear):
+            rows = x_cal.reshape(-1, x_cal.shape[-1]), x_ref.reshape(-1, x_ref.shape[-1])
+            if len(rows[0]) <= n_keep:
+                return rows
+            picks = torch.randperm(len(rows[0]), generator=self.gen)[:n_keep].to(x_cal.device)
+            return rows[0][picks], rows[1][picks]
+        assert isinstance(m, nn.Conv2d) and not isinstance(m.padding, str)
+        cs, ca = (F.unfold(x, m.kernel_size, m.dilation, m.padding, m.stride) for x in (x_cal, x_ref))  # [B, d, P]
+        if cs.shape[0] * cs.shape[2] <= n_keep:
+            return cs.transpose(1, 2).reshape(-1, cs.shape[1]), ca.transpose(1, 2).reshape(-1, ca.shape[1])
+        picks = torch.randperm(cs.shape[0] * cs.shape[2], generator=self.gen)[:n_keep].to(x_cal.device)
+        image, position = picks // cs.shape[2], picks % cs.shape[2]
+        return cs[image, :, position], ca[image, :, position]
+
+    def solve(self) -> tuple[Tensor | None, float | None]:
+        """The refit ``[W', b']`` and its λ, or ``(None, None)`` where keeping the ANN's weights is best."""
+        weight = augmented_weight(self.module)
+        if not self.differs or "ss" not in self.fit:
+            return None, None
+        if "ss" not in self.held:  # nothing held out: a fixed λ on everything
+            return ridge_refit(weight, self.fit["ss"], self.fit["as"], DEFAULT_LAMBDA), DEFAULT_LAMBDA
+        fit_gas, held_gas = weight @ self.fit["as"], weight @ self.held["as"]
+        best_err, best_lam = relative_error(weight, weight, self.held["ss"], self.held["as"], w_gas=held_gas), None
+        for lam in LAMBDAS:
+            candidate = ridge_refit(weight, self.fit["ss"], self.fit["as"], lam, w_gas=fit_gas)
+            err = relative_error(candidate, weight, self.held["ss"], self.held["as"], w_gas=held_gas)
+            if err < best_err:
+                best_err, best_lam = err, lam
+        if best_lam is None:
+            return None, None
+        total_ss, total_as = self.fit["ss"] + self.held["ss"], self.fit["as"] + self.held["as"]
+        return ridge_refit(weight, total_ss, total_as, best_lam), best_lam
+
+
+def apply_refit(module: nn.Linear | nn.Conv2d, new: Tensor) -> None:
+    """Write ``[W', b']`` into ``module`` (adds a bias to a layer that had none)."""
+    weight = new[:, :-1].reshape(module.weight.shape).to(module.weight)
+    bias = new[:, -1].to(module.weight)
+    with torch.no_grad():
+        module.weight.copy_(weight)
+        if module.bias is None:
+            module.bias = nn.Parameter(bias, requires_grad=module.weight.requires_grad)
+        else:
+            module.bias.copy_(bias)
