@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from ann2snn.calibrate.estimators import ema_update, match_output_mean, match_output_mse, mean_update
 from ann2snn.calibrate.observers import check_batches_fit, iter_input_batches
-from ann2snn.calibrate.reference import Lockstep, channel_mean, channel_rows, channel_shape, reference_graph
+from ann2snn.calibrate.reference import Lockstep, SiteFn, channel_mean, channel_rows, channel_shape, reference_graph
 from ann2snn.calibrate.refit import GramPair, apply_refit, refit_support
 from ann2snn.config import ESTIMATORS
 from ann2snn.errors import CalibrationError, ConfigError
@@ -277,10 +277,10 @@ def _match(
         stats = _SiteStats(per_batch)
 
         def site_fn(name: str, z_ref: Tensor, z_cal: Tensor, target: str = target, stats: _SiteStats = stats) -> Any:
-            a_ref = reference.get_submodule(name)(z_ref)
+            a_ref, a_cal = pass_through(name, z_ref, z_cal)
             if name == target:
                 stats.add(z_ref, z_cal, a_ref)
-            return a_ref, neurons[name](z_cal)
+            return a_ref, a_cal
 
         for x in batches:
             lockstep.run(x, site_fn, stop_at=target)
@@ -306,7 +306,7 @@ def _set_site(neuron: ParallelIFNeuron, stats: _SiteStats, T: int, objective: st
     neuron.amplitude_correction = phi.reshape(stats.shape).to(theta.dtype)
 
 
-def _refit_layer(lockstep: Lockstep, name: str, batches: list[Tensor], pass_through: Any, log: list[str]) -> None:
+def _refit_layer(lockstep: Lockstep, name: str, batches: list[Tensor], pass_through: SiteFn, log: list[str]) -> None:
     """Refit one Conv2d/Linear layer of the SNN on its inputs in both branches (refit.py); log the outcome."""
     module = lockstep.cal.get_submodule(name)
     why_not = refit_support(module)

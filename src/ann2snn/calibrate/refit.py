@@ -43,12 +43,17 @@ def refit_support(module: nn.Module) -> str | None:
     return None
 
 
+def _patches(module: nn.Module, x: Tensor) -> Tensor:
+    """``[B, d, P]``: what the layer's output is linear in (conv: im2col; linear: ``[N, d, 1]``, a view)."""
+    if isinstance(module, nn.Linear):
+        return x.reshape(-1, x.shape[-1]).unsqueeze(2)
+    assert isinstance(module, nn.Conv2d) and not isinstance(module.padding, str)
+    return F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)
+
+
 def layer_rows(module: nn.Module, x: Tensor) -> Tensor:
     """Rows ``x`` the layer's output is linear in, ``[N, d]`` (conv: one im2col patch per output position)."""
-    if isinstance(module, nn.Linear):
-        return x.reshape(-1, x.shape[-1])
-    assert isinstance(module, nn.Conv2d) and not isinstance(module.padding, str)
-    cols = F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)  # [B, d, P]
+    cols = _patches(module, x)
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
@@ -112,7 +117,8 @@ class GramPair:
                 self._accumulate(part, x_ref[mask], x_cal[mask])
 
     def _accumulate(self, part: dict[str, Tensor], x_ref: Tensor, x_cal: Tensor) -> None:
-        per_image = max(1, x_cal[0].numel() * (9 if isinstance(self.module, nn.Conv2d) else 1))
+        kernel = self.module.kernel_size if isinstance(self.module, nn.Conv2d) else (1, 1)
+        per_image = max(1, x_cal[0].numel() * kernel[0] * kernel[1])  # im2col grows an image by the kernel area
         chunk = max(1, CHUNK_ELEMENTS // per_image)  # images per im2col chunk (bounded memory)
         keep_per_image = MAX_ROWS / len(x_cal)
         for i in range(0, len(x_cal), chunk):
@@ -125,26 +131,19 @@ class GramPair:
 
     def _sample(self, x_cal: Tensor, x_ref: Tensor, n_keep: int) -> tuple[Tensor, Tensor]:
         """The same ≤ ``n_keep`` random rows of :func:`layer_rows` of both inputs, without copying all rows."""
-        m = self.module
-        if isinstance(m, nn.Linear):
-            rows = x_cal.reshape(-1, x_cal.shape[-1]), x_ref.reshape(-1, x_ref.shape[-1])
-            if len(rows[0]) <= n_keep:
-                return rows
-            picks = torch.randperm(len(rows[0]), generator=self.gen)[:n_keep].to(x_cal.device)
-            return rows[0][picks], rows[1][picks]
-        assert isinstance(m, nn.Conv2d) and not isinstance(m.padding, str)
-        cs, ca = (F.unfold(x, m.kernel_size, m.dilation, m.padding, m.stride) for x in (x_cal, x_ref))  # [B, d, P]
-        if cs.shape[0] * cs.shape[2] <= n_keep:
-            return cs.transpose(1, 2).reshape(-1, cs.shape[1]), ca.transpose(1, 2).reshape(-1, ca.shape[1])
-        picks = torch.randperm(cs.shape[0] * cs.shape[2], generator=self.gen)[:n_keep].to(x_cal.device)
-        image, position = picks // cs.shape[2], picks % cs.shape[2]
+        cs, ca = _patches(self.module, x_cal), _patches(self.module, x_ref)  # [B, d, P]
+        n_rows, positions = cs.shape[0] * cs.shape[2], cs.shape[2]
+        if n_rows <= n_keep:
+            return cs.transpose(1, 2).reshape(n_rows, -1), ca.transpose(1, 2).reshape(n_rows, -1)
+        picks = torch.randperm(n_rows, generator=self.gen)[:n_keep].to(x_cal.device)
+        image, position = picks // positions, picks % positions
         return cs[image, :, position], ca[image, :, position]
 
     def solve(self) -> tuple[Tensor | None, float | None]:
         """The refit ``[W', b']`` and its λ, or ``(None, None)`` where keeping the ANN's weights is best."""
-        weight = augmented_weight(self.module)
         if not self.differs or "ss" not in self.fit:
             return None, None
+        weight = augmented_weight(self.module)
         if "ss" not in self.held:  # nothing held out: a fixed λ on everything
             return ridge_refit(weight, self.fit["ss"], self.fit["as"], DEFAULT_LAMBDA), DEFAULT_LAMBDA
         fit_gas, held_gas = weight @ self.fit["as"], weight @ self.held["as"]
