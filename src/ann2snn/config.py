@@ -25,6 +25,7 @@ THRESHOLD_MODES = ("auto", "max", "percentile", "mse")
 CALIBRATIONS = ("da", "li_bias", "li_potential")  # error calibration after conversion (calibrate/)
 ESTIMATORS = ("match", "ema", "mean")  # how DA calibration estimates ψ_DA / φ_DA
 SPIKE_ORDERS = ("front", "back")
+QCFS_GRADIENTS = ("reference", "clamped")  # straight-through rules of QCFS (functional.quant.qcfs)
 
 C = TypeVar("C", bound="_Config")
 
@@ -157,6 +158,8 @@ class QuantConfig(_Config):
         steps: StepReLU number of steps n (the staircase covers (0, n·θ_s]).
         step_rounding: ``"ceil"`` (the authors' ceil−1 staircase) or ``"floor"``.
         step_clip: clip StepReLU at n·θ_s instead of passing larger inputs unchanged.
+        qcfs_gradient: QCFS's straight-through backward rule: ``"reference"`` (as QCFS's released code: dy/dz = 1
+            on [−θ/2L, θ + θ/2L)) or ``"clamped"`` (ann2snn 0.1: dy/dz = 1 on [−θ/2L, θ − θ/2L]).
     """
 
     activation: str = "qcfs"
@@ -167,9 +170,11 @@ class QuantConfig(_Config):
     steps: int = 20
     step_rounding: str = "ceil"
     step_clip: bool = False
+    qcfs_gradient: str = "reference"
 
     def __post_init__(self) -> None:
         _choice("activation", self.activation, ACTIVATIONS)
+        _choice("qcfs_gradient", self.qcfs_gradient, QCFS_GRADIENTS)
         _positive_int("levels", self.levels)
         _finite("threshold", self.threshold, 0.0, low_open=True)
         _finite("step", self.step, 0.0, low_open=True)

@@ -31,10 +31,14 @@ def test_qcfs_closed_form_at_level_boundaries():
 
 def test_qcfs_gradient_is_one_inside_the_clip_window():
     theta, levels = 2.0, 4
-    z = torch.tensor([-0.3, -0.2, 0.0, 1.0, 1.7, 1.8, 3.0], requires_grad=True)
+    z = torch.tensor([-0.3, -0.2, 0.0, 1.0, 1.7, 1.8, 2.2, 2.3, 3.0], requires_grad=True)
     F.qcfs(z, theta, levels).sum().backward()
-    # window [−θ/2L, θ − θ/2L] = [−0.25, 1.75]
-    assert z.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    # reference window [−θ/2L, θ + θ/2L) = [−0.25, 2.25)
+    assert z.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    z.grad = None
+    F.qcfs(z, theta, levels, gradient="clamped").sum().backward()
+    # clamped window [−θ/2L, θ − θ/2L] = [−0.25, 1.75]
+    assert z.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
 
 
 def test_qcfs_module_learns_its_threshold():

@@ -38,9 +38,7 @@ def demo_command(
     ts = parse_int_list(timesteps, "--timesteps")
     start = time.perf_counter()
     quant = QuantConfig(activation="qcfs", levels=levels)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        ann = prepare(create_model("cnn", num_classes=10, in_channels=1, image_size=8), quant)
+    ann = prepare(create_model("cnn", num_classes=10, in_channels=1, image_size=8, seed=seed), quant)
     train_data, test_data = load_dataset("digits", "train"), load_dataset("digits", "test")
     n_train, n_test = len(train_data), len(test_data)  # type: ignore[arg-type]
     typer.echo(f"training a QCFS (L={levels}) CNN on digits: {n_train} train / {n_test} test images")

@@ -36,7 +36,6 @@ def train_command(
     limit: int | None = typer.Option(None, "--limit", help="Use only the first N samples of each split."),
 ) -> None:
     """Train a model (QCFS by default) and write OUT/last and OUT/final checkpoints."""
-    import torch
 
     from ann2snn.config import QuantConfig
     from ann2snn.data import dataset_info, load_dataset
@@ -55,11 +54,9 @@ def train_command(
     info = dataset_info(dataset, data_dir)
     train_data = load_dataset(dataset, "train", data_dir, limit)
     eval_data = load_dataset(dataset, "test", data_dir, limit)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # the initialization, without touching the caller's global RNG
-        net = create_model(
-            model, num_classes=info.num_classes, in_channels=info.in_channels, image_size=info.image_size
-        )
+    net = create_model(
+        model, num_classes=info.num_classes, in_channels=info.in_channels, image_size=info.image_size, seed=seed
+    )
     if quant is not None:
         net = prepare(net, quant)
     result = train(

@@ -15,12 +15,22 @@ def _threshold_tensor(threshold: float | Tensor) -> Tensor:
 class QCFS(nn.Module):
     """Clip-floor-shift activation with ``levels`` L and a (learnable) threshold θ.
 
+    ``gradient`` picks the straight-through backward rule (:func:`ann2snn.functional.qcfs`): ``"reference"``
+    (QCFS's released code, the default) or ``"clamped"``; the forward value is the same.
+
     Shape: input and output ``[B, ...]``; θ is a scalar (per layer) or broadcasts per channel.
     """
 
-    def __init__(self, levels: int = 8, threshold: float | Tensor = 8.0, learn_threshold: bool = True) -> None:
+    def __init__(
+        self,
+        levels: int = 8,
+        threshold: float | Tensor = 8.0,
+        learn_threshold: bool = True,
+        gradient: str = "reference",
+    ) -> None:
         super().__init__()
         self.levels = int(levels)
+        self.gradient = gradient
         t = _threshold_tensor(threshold)
         if learn_threshold:
             self.threshold = nn.Parameter(t)
@@ -28,10 +38,11 @@ class QCFS(nn.Module):
             self.register_buffer("threshold", t)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.qcfs(x, self.threshold, self.levels)
+        return F.qcfs(x, self.threshold, self.levels, gradient=getattr(self, "gradient", "reference"))
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}, threshold={format_threshold(self.threshold)}"
+        grad = "" if self.gradient == "reference" else f", gradient={self.gradient!r}"
+        return f"levels={self.levels}, threshold={format_threshold(self.threshold)}{grad}"
 
 
 class ClipReLU(nn.Module):

@@ -90,15 +90,19 @@ def list_models() -> tuple[str, ...]:
 
 
 def create_model(
-    name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, **kwargs: Any
+    name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, *, seed: int | None = 0, **kwargs: Any
 ) -> nn.Module:
-    """Build a registered model.
+    """Build a registered model, its initial weights drawn from ``seed``.
+
+    The same name, options and seed give bit-identical weights in every process on one machine (the global RNG
+    is neither read nor changed); ``seed=None`` draws from torch's global RNG instead.
 
     Args:
         name: One of :func:`list_models`.
         num_classes: Outputs K.
         in_channels: Input channels C (1 for digits/Fashion-MNIST, 3 for CIFAR).
         image_size: Side S of the square input.
+        seed: Seed of the weight initialisation (a non-negative integer below 2**63), or ``None``.
         **kwargs: Model-specific options (e.g. ``pool="max"`` for cnn/vgg).
 
     Shape:
@@ -119,7 +123,13 @@ def create_model(
         raise ConfigError(
             f"model {name!r} has no option(s) {', '.join(unknown)}; its options: {', '.join(known) or 'none'}"
         )
-    return factory(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    if seed is None:
+        return factory(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed={seed!r} must be None or an integer in [0, 2**63)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
 
 
 __all__ = ["POOLS", "ModelBase", "check_positive", "create_model", "list_models", "make_pool", "register_model"]

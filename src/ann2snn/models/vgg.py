@@ -29,6 +29,7 @@ class VGG(ModelBase):
         pool: ``"avg"`` (default, exact under conversion) or ``"max"``.
         hidden: Width of the two hidden classifier layers.
         dropout: Dropout probability in the classifier.
+        width: Channels of the first conv stage (64 as published); every stage scales by ``width / 64``.
 
     Shape:
         ``[B, C, S, S]`` -> ``[B, K]``.
@@ -43,11 +44,15 @@ class VGG(ModelBase):
         pool: str = "avg",
         hidden: int = 512,
         dropout: float = 0.5,
+        width: int = 64,
     ) -> None:
         if name not in CONFIGS:
             raise ConfigError(f"unknown VGG variant {name!r}; known: {', '.join(CONFIGS)}")
-        super().__init__(name, num_classes, in_channels, image_size, pool=pool, hidden=hidden, dropout=dropout)
+        super().__init__(
+            name, num_classes, in_channels, image_size, pool=pool, hidden=hidden, dropout=dropout, width=width
+        )
         check_positive("hidden", hidden)
+        check_positive("width", width)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout={dropout!r} must be a number in [0, 1)")
         layers: list[nn.Module] = []
@@ -59,6 +64,7 @@ class VGG(ModelBase):
                     side //= 2
                 continue
             assert isinstance(item, int)
+            item = max(1, item * width // 64)
             layers += [
                 nn.Conv2d(channels, item, 3, padding=1, bias=False),
                 nn.BatchNorm2d(item),
@@ -92,9 +98,10 @@ def vgg11(
     pool: str = "avg",
     hidden: int = 512,
     dropout: float = 0.5,
+    width: int = 64,
 ) -> VGG:
     """VGG-11 (10 ReLU sites); options as :class:`VGG`."""
-    return VGG("vgg11", num_classes, in_channels, image_size, pool=pool, hidden=hidden, dropout=dropout)
+    return VGG("vgg11", num_classes, in_channels, image_size, pool=pool, hidden=hidden, dropout=dropout, width=width)
 
 
 @register_model("vgg16")
@@ -105,6 +112,7 @@ def vgg16(
     pool: str = "avg",
     hidden: int = 512,
     dropout: float = 0.5,
+    width: int = 64,
 ) -> VGG:
     """VGG-16 (15 ReLU sites); options as :class:`VGG`."""
-    return VGG("vgg16", num_classes, in_channels, image_size, pool=pool, hidden=hidden, dropout=dropout)
+    return VGG("vgg16", num_classes, in_channels, image_size, pool=pool, hidden=hidden, dropout=dropout, width=width)

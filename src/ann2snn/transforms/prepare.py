@@ -16,7 +16,7 @@ from ann2snn.transforms.trace import set_submodule, trace
 def make_activation(config: QuantConfig) -> nn.Module:
     """A fresh activation module for one site, as ``config`` describes."""
     if config.activation == "qcfs":
-        return QCFS(config.levels, config.threshold, config.learn_threshold)
+        return QCFS(config.levels, config.threshold, config.learn_threshold, config.qcfs_gradient)
     if config.activation == "clip":
         return ClipReLU(config.threshold, config.learn_threshold)
     return StepReLU(config.step, config.steps, config.step_rounding, config.step_clip)

@@ -9,7 +9,7 @@ from torch import nn
 from ann2snn.errors import ConfigError
 from ann2snn.models import ModelBase, create_model, list_models, register_model
 
-ALL = ("cnn", "resnet18", "resnet20", "resnet34", "vgg11", "vgg16")
+ALL = ("cnn", "resnet18", "resnet20", "resnet32", "resnet34", "resnet56", "vgg11", "vgg16")
 
 
 def test_list_models():
@@ -24,7 +24,7 @@ def test_unknown_name_lists_known():
 def test_unknown_option_lists_options():
     with pytest.raises(ConfigError, match="no option.*widht.*dropout, hidden, pool"):
         create_model("vgg11", widht=2)
-    with pytest.raises(ConfigError, match="its options: none"):
+    with pytest.raises(ConfigError, match="its options: stem, width"):
         create_model("resnet20", pool="max")
 
 

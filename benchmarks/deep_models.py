@@ -1,0 +1,121 @@
+"""The deep benchmark models (ResNet-20, VGG-16, ResNet-18) on Fashion-MNIST padded to 32x32, trained and cached.
+
+Each model is trained twice from the same seed: as a plain-ReLU ANN (the training-free path) and as a QCFS ANN
+(L = 4; ResNet-20 also L = 8). ``python benchmarks/deep_models.py`` trains every missing one (about 2-3 hours
+on 2 cores in all; ResNet-20 takes ~3 minutes per epoch) and copies each final checkpoint into
+``benchmarks/models/`` (committed, so a clean clone only evaluates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ann2snn as a2s  # noqa: E402
+from ann2snn.export.checkpoint import checkpoint_exists  # noqa: E402
+from common import CACHE, DATASET, ROOT  # noqa: E402
+
+MODELS_DIR = ROOT / "models"
+IMAGE_SIZE = 32
+EPOCHS = 10
+SEED = 0
+
+# architecture options per benchmark model (widths that train on 2 cores and stay under 5 MB)
+ARCHS: dict[str, dict[str, Any]] = {
+    "resnet20": {"name": "resnet20"},
+    "vgg16": {"name": "vgg16", "width": 16, "hidden": 256},
+    "resnet18": {"name": "resnet18", "stem": "imagenet", "width": 16},
+}
+# (architecture, activation, levels)
+VARIANTS: list[tuple[str, str, int | None]] = [
+    ("resnet20", "relu", None),
+    ("resnet20", "qcfs", 4),
+    ("resnet20", "qcfs", 8),
+    ("vgg16", "relu", None),
+    ("vgg16", "qcfs", 4),
+    ("resnet18", "relu", None),
+    ("resnet18", "qcfs", 4),
+]
+
+
+def padded_fashion(split: str, limit: int | None = None) -> TensorDataset:
+    """Fashion-MNIST ``split`` with every 28x28 image zero-padded to 32x32 (2 pixels each side)."""
+    ds = a2s.load_dataset(DATASET, split, limit=limit)
+    x, y = ds.tensors  # type: ignore[attr-defined]
+    pad = (IMAGE_SIZE - x.shape[-1]) // 2
+    return TensorDataset(F.pad(x, (pad, pad, pad, pad)).contiguous(), y)
+
+
+def model_key(arch: str, activation: str, levels: int | None, seed: int = SEED, epochs: int = EPOCHS) -> str:
+    return f"{arch}_{activation}" + (f"_L{levels}" if levels else "") + f"_e{epochs}_s{seed}"
+
+
+def build(arch: str, activation: str, levels: int | None, seed: int = SEED) -> tuple[nn.Module, Any]:
+    """The untrained (prepared) model and its QuantConfig (``None`` for ReLU)."""
+    model = a2s.create_model(num_classes=10, in_channels=1, image_size=IMAGE_SIZE, seed=seed, **ARCHS[arch])
+    if activation == "relu":
+        return model, None
+    quant = a2s.QuantConfig(activation=activation, levels=levels or 8)
+    return a2s.prepare(model, quant), quant
+
+
+def committed_stem(key: str) -> Path:
+    return MODELS_DIR / key
+
+
+def trained(arch: str, activation: str, levels: int | None, seed: int = SEED, epochs: int = EPOCHS) -> nn.Module:
+    """The trained model: the committed checkpoint if present, else the cache, else train (and cache) it."""
+    key = model_key(arch, activation, levels, seed, epochs)
+    stem = committed_stem(key)
+    if checkpoint_exists(stem):
+        return a2s.load_checkpoint(stem).model
+    out = CACHE / "deep" / key
+    if not checkpoint_exists(out / "final"):
+        model, quant = build(arch, activation, levels, seed)
+        start = time.perf_counter()
+        print(f"training {key} ({epochs} epochs; ResNet-20 takes ~3 min per epoch on 2 cores)", flush=True)
+        result = a2s.train(
+            model,
+            padded_fashion("train"),
+            a2s.TrainConfig(epochs=epochs, batch_size=128, lr=0.05, seed=seed),
+            out_dir=out,
+            eval_data=padded_fashion("test"),
+            progress=True,
+            quant=quant,
+            dataset=DATASET,
+            resume=True,
+        )
+        print(f"trained {key}: eval accuracy {result.eval_acc:.4f} in {time.perf_counter() - start:.0f} s", flush=True)
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    for ext in ("json", "safetensors"):
+        shutil.copyfile(out / f"final.{ext}", stem.with_suffix(f".{ext}"))
+    return a2s.load_checkpoint(stem).model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=None, help="comma-separated model keys prefixes, e.g. resnet20_relu")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for arch, act, levels in VARIANTS:
+        key = model_key(arch, act, levels)
+        if args.only and not any(key.startswith(p) for p in args.only.split(",")):
+            continue
+        trained(arch, act, levels)
+
+
+if __name__ == "__main__":
+    main()
