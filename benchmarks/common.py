@@ -1,7 +1,8 @@
 """Shared pieces of the benchmark scripts: Fashion-MNIST data, cached trained models, result tables.
 
-Trained models are cached as checkpoints in ``benchmarks/results/cache/`` so every script reruns in minutes.
-Run a script from the repository root, e.g. ``.venv/bin/python benchmarks/accuracy_vs_T.py``.
+Trained models are committed as checkpoints in ``benchmarks/models/`` so every script reruns in minutes; a
+model missing there is trained (resumably, in ``benchmarks/results/cache/`` or ``$ANN2SNN_BENCH_CACHE``) and
+copied there. Run a script from the repository root, e.g. ``.venv/bin/python benchmarks/accuracy_vs_T.py``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import io
 import json
 import os
 import platform
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ from ann2snn.io import atomic_path, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-CACHE = RESULTS / "cache"
+CACHE = Path(os.environ.get("ANN2SNN_BENCH_CACHE", RESULTS / "cache"))
+MODELS = ROOT / "models"
 DATASET = "fashion_mnist"
 
 
@@ -55,40 +58,53 @@ def calibration_batches(n_batches: int = 16, batch_size: int = 128, seed: int = 
     return out
 
 
+def cached_model(key: str, train_fn: Callable[[Path], None]) -> nn.Module:
+    """The committed checkpoint ``models/<key>``; if missing, ``train_fn(out_dir)`` trains it (resumable, writing
+    ``out_dir/final``) and the result is copied into ``models/``."""
+    stem = MODELS / key
+    if not checkpoint_exists(stem):
+        out = CACHE / key
+        if not checkpoint_exists(out / "final"):
+            start = time.perf_counter()
+            train_fn(out)
+            print(f"trained {key} in {time.perf_counter() - start:.0f} s", flush=True)
+        MODELS.mkdir(parents=True, exist_ok=True)
+        for ext in ("safetensors", "json"):
+            shutil.copyfile(out / f"final.{ext}", stem.with_suffix(f".{ext}"))
+    return a2s.load_checkpoint(stem).model
+
+
 def trained_cnn(
     activation: str = "qcfs", levels: int = 8, epochs: int = 4, seed: int = 0, lr: float = 0.05, **quant: Any
 ) -> nn.Module:
-    """A "cnn" trained on Fashion-MNIST with ``activation`` (``relu``, ``qcfs``, ``clip``, ``steprelu``), cached.
+    """A "cnn" trained on Fashion-MNIST with ``activation`` (``relu``, ``qcfs``, ``clip``, ``steprelu``).
 
-    The first call trains (a few minutes on 2 cores) and writes ``cache/<key>/final``; later calls load it.
+    Committed in ``models/``; a missing one is trained (a few minutes on 2 cores) by :func:`cached_model`.
     """
     key = f"cnn_{activation}" + (f"_L{levels}" if activation == "qcfs" else "") + f"_e{epochs}_s{seed}"
     key += "".join(f"_{k}{v}" for k, v in sorted(quant.items()))
-    out = CACHE / key
-    if checkpoint_exists(out / "final"):
-        return a2s.load_checkpoint(out / "final").model
-    train_ds, test_ds = fashion_data()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = a2s.create_model("cnn", num_classes=10, in_channels=1, image_size=28)
-    qcfg = None
-    if activation != "relu":
-        qcfg = a2s.QuantConfig(activation=activation, levels=levels, **quant)
-        model = a2s.prepare(model, qcfg)
-    start = time.perf_counter()
-    result = a2s.train(
-        model,
-        train_ds,
-        a2s.TrainConfig(epochs=epochs, batch_size=128, lr=lr, seed=seed),
-        out_dir=out,
-        eval_data=test_ds,
-        progress=False,
-        quant=qcfg,
-        dataset=DATASET,
-        resume=True,
-    )
-    print(f"trained {key}: eval accuracy {result.eval_acc:.4f} in {time.perf_counter() - start:.0f} s")
-    return result.model
+
+    def train_fn(out: Path) -> None:
+        train_ds, test_ds = fashion_data()
+        model = a2s.create_model("cnn", num_classes=10, in_channels=1, image_size=28, seed=seed)
+        qcfg = None
+        if activation != "relu":
+            qcfg = a2s.QuantConfig(activation=activation, levels=levels, **quant)
+            model = a2s.prepare(model, qcfg)
+        result = a2s.train(
+            model,
+            train_ds,
+            a2s.TrainConfig(epochs=epochs, batch_size=128, lr=lr, seed=seed),
+            out_dir=out,
+            eval_data=test_ds,
+            progress=False,
+            quant=qcfg,
+            dataset=DATASET,
+            resume=True,
+        )
+        print(f"{key}: eval accuracy {result.eval_acc:.4f}", flush=True)
+
+    return cached_model(key, train_fn)
 
 
 def machine() -> dict[str, Any]:

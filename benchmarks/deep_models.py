@@ -2,16 +2,14 @@
 
 Each model is trained twice from the same seed: as a plain-ReLU ANN (the training-free path) and as a QCFS ANN
 (L = 4; ResNet-20 also L = 8). ``python benchmarks/deep_models.py`` trains every missing one (about 2-3 hours
-on 2 cores in all; ResNet-20 takes ~3 minutes per epoch) and copies each final checkpoint into
-``benchmarks/models/`` (committed, so a clean clone only evaluates).
+on 2 cores in all; ResNet-20 takes ~3 minutes per epoch) into ``benchmarks/models/`` (committed, so a clean
+clone only evaluates).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +21,8 @@ from torch.utils.data import TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ann2snn as a2s  # noqa: E402
-from ann2snn.export.checkpoint import checkpoint_exists  # noqa: E402
-from common import CACHE, DATASET, ROOT  # noqa: E402
+from common import DATASET, cached_model  # noqa: E402
 
-MODELS_DIR = ROOT / "models"
 IMAGE_SIZE = 32
 EPOCHS = 10
 SEED = 0
@@ -70,20 +66,12 @@ def build(arch: str, activation: str, levels: int | None, seed: int = SEED) -> t
     return a2s.prepare(model, quant), quant
 
 
-def committed_stem(key: str) -> Path:
-    return MODELS_DIR / key
-
-
 def trained(arch: str, activation: str, levels: int | None, seed: int = SEED, epochs: int = EPOCHS) -> nn.Module:
-    """The trained model: the committed checkpoint if present, else the cache, else train (and cache) it."""
+    """The trained model: the committed checkpoint if present, else train it (see :func:`common.cached_model`)."""
     key = model_key(arch, activation, levels, seed, epochs)
-    stem = committed_stem(key)
-    if checkpoint_exists(stem):
-        return a2s.load_checkpoint(stem).model
-    out = CACHE / "deep" / key
-    if not checkpoint_exists(out / "final"):
+
+    def train_fn(out: Path) -> None:
         model, quant = build(arch, activation, levels, seed)
-        start = time.perf_counter()
         print(f"training {key} ({epochs} epochs; ResNet-20 takes ~3 min per epoch on 2 cores)", flush=True)
         result = a2s.train(
             model,
@@ -96,11 +84,9 @@ def trained(arch: str, activation: str, levels: int | None, seed: int = SEED, ep
             dataset=DATASET,
             resume=True,
         )
-        print(f"trained {key}: eval accuracy {result.eval_acc:.4f} in {time.perf_counter() - start:.0f} s", flush=True)
-    MODELS_DIR.mkdir(parents=True, exist_ok=True)
-    for ext in ("json", "safetensors"):
-        shutil.copyfile(out / f"final.{ext}", stem.with_suffix(f".{ext}"))
-    return a2s.load_checkpoint(stem).model
+        print(f"{key}: eval accuracy {result.eval_acc:.4f}", flush=True)
+
+    return cached_model(key, train_fn)
 
 
 def main() -> None:
