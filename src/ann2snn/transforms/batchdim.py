@@ -84,6 +84,8 @@ def _kind(node: fx.Node) -> str:
         node.op == "call_method" and node.target in _SEQ_METHODS
     ):
         return "seq"
+    if _returns_tuple(node):
+        return "seq"
     inputs = [value_kind(a) for a in node.all_input_nodes]
     if node.op == "call_function" and node.target in _ARITH | COMPARE_FUNCTIONS and "tensor" not in inputs:
         if "batch" not in inputs:
@@ -93,6 +95,21 @@ def _kind(node: fx.Node) -> str:
     if inputs and all(k in ("const", "int", "other") for k in inputs):
         return "const"
     return "tensor"
+
+
+def _returns_tuple(node: Any) -> bool:
+    """Whether a node's value is a tuple: from ShapeProp's meta, else a call of a module outside the op table."""
+    if not isinstance(node, fx.Node):
+        return False
+    if "tensor_meta" in node.meta:
+        return isinstance(node.meta["tensor_meta"], (tuple, list, dict))
+    if node.op != "call_module":
+        return False
+    from ann2snn.transforms.registry import SUPPORTED_MODULES
+
+    root = node.graph.owning_module
+    module = root.get_submodule(str(node.target)) if root is not None else None
+    return module is not None and type(module) not in SUPPORTED_MODULES and not hasattr(module, "threshold")
 
 
 def _kinds(node: fx.Node) -> list[str]:
