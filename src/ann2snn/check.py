@@ -132,10 +132,11 @@ def _trial(model: nn.Module, x: Tensor | None, quant: QuantConfig) -> list[str]:
     from ann2snn.transforms import convert, prepare
 
     try:
-        qann = prepare(model, quant)
+        qann = prepare(model, quant).eval()
+        if x is not None:
+            _fit_thresholds(qann, x)
     except ConfigError:  # already prepared: convert it as it is
-        qann = copy.deepcopy(model)
-    qann = qann.eval()
+        qann = copy.deepcopy(model).eval()
     levels = quant.levels
     try:
         snn = convert(qann, ConversionConfig(method="parallel", timesteps=levels), calibration_data=[x] if x is not None else None)
@@ -149,6 +150,27 @@ def _trial(model: nn.Module, x: Tensor | None, quant: QuantConfig) -> list[str]:
     if x is not None:
         lines.append(_verify(qann, snn, x, levels))
     return lines
+
+
+def _fit_thresholds(qann: nn.Module, x: Tensor) -> None:
+    """Give every fresh QCFS/ClipReLU site θ = the max of its input on ``x`` (never above a clamp's b = its θ).
+
+    Only for the trial: any θ is lossless at T = L, but with random weights the default θ can silence the net.
+    """
+    from ann2snn.layers.activations import QCFS, ClipReLU
+
+    def fit(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        top = float(inputs[0].detach().max())
+        if top > 0:
+            module.threshold.data.fill_(min(top, float(module.threshold.max())))
+
+    hooks = [m.register_forward_pre_hook(fit) for m in qann.modules() if isinstance(m, (QCFS, ClipReLU))]
+    try:
+        with torch.no_grad():
+            qann(x)
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def _verify(qann: nn.Module, snn: nn.Module, x: Tensor, T: int) -> str:
