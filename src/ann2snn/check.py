@@ -128,7 +128,6 @@ def check(
 
 def _trial(model: nn.Module, x: Tensor | None, quant: QuantConfig) -> list[str]:
     """Prepare + convert a copy; convert's notes, grouped, and (with ``x``) the float64 spike/rate/ANN comparison."""
-    from ann2snn.simulate import simulate
     from ann2snn.transforms import convert, prepare
 
     try:
@@ -139,13 +138,16 @@ def _trial(model: nn.Module, x: Tensor | None, quant: QuantConfig) -> list[str]:
         qann = copy.deepcopy(model).eval()
     levels = quant.levels
     try:
-        snn = convert(qann, ConversionConfig(method="parallel", timesteps=levels), calibration_data=[x] if x is not None else None)
+        snn = convert(
+            qann, ConversionConfig(method="parallel", timesteps=levels), calibration_data=[x] if x is not None else None
+        )
     except Ann2SnnError as exc:
         return [f"trial conversion failed: {' '.join(str(exc).split())[:200]}"]
     folded = [n for n in snn.log if n.startswith("folded BatchNorm")]
     exact = [n for n in snn.log if n.startswith("max-pool") and ": exact" in n]
-    lines = [f"convert: {len(snn.sites)} parallel neuron layer(s)" + (f", {len(folded)} BatchNorm(s) folded" if folded else "")
-             + (f", {len(exact)} max-pool(s) exact" if exact else "")]  # fmt: skip
+    summary = f"convert: {len(snn.sites)} parallel neuron layer(s)"
+    summary += f", {len(folded)} BatchNorm(s) folded" if folded else ""
+    lines = [summary + (f", {len(exact)} max-pool(s) exact" if exact else "")]
     lines += [n[:240] for n in snn.log if "unfolded" in n or "NOT exact" in n][:3]
     if x is not None:
         lines.append(_verify(qann, snn, x, levels))
@@ -162,7 +164,8 @@ def _fit_thresholds(qann: nn.Module, x: Tensor) -> None:
     def fit(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
         top = float(inputs[0].detach().max())
         if top > 0:
-            module.threshold.data.fill_(min(top, float(module.threshold.max())))
+            theta: Tensor = module.threshold  # type: ignore[assignment]
+            theta.data.fill_(min(top, float(theta.max())))
 
     hooks = [m.register_forward_pre_hook(fit) for m in qann.modules() if isinstance(m, (QCFS, ClipReLU))]
     try:

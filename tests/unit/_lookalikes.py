@@ -158,7 +158,8 @@ class InvertedResidual(nn.Module):
     def __init__(self, c: int, expand: int, act: str = "module") -> None:
         super().__init__()
         hidden = c * expand
-        self.expand, self.dw, self.project = conv_bn(c, hidden, 1), conv_bn(hidden, hidden, 3, 1, hidden), conv_bn(hidden, c, 1)  # fmt: skip
+        self.expand, self.project = conv_bn(c, hidden, 1), conv_bn(hidden, c, 1)
+        self.dw = conv_bn(hidden, hidden, 3, 1, hidden)
         self.act_kind = act
         self.relu6 = nn.ReLU6(inplace=True)
         self.hardtanh = nn.Hardtanh(0.0, 4.0)

@@ -4,14 +4,13 @@ T = L in float64, in rate AND spike mode (time flattened into the batch dim), or
 
 from __future__ import annotations
 
+import _lookalikes as looks
 import pytest
 import torch
 from torch import nn
 
 import ann2snn as a2s
 from ann2snn.layers.activations import QCFS
-
-import _lookalikes as looks
 
 L = 4
 

@@ -62,7 +62,7 @@ def check_command(
         net = create_model(
             model, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **parse_options(option)
         )
-    example = net.example_inputs(1) if hasattr(net, "example_inputs") else None
+    example = net.example_inputs(1) if hasattr(net, "example_inputs") else None  # type: ignore[operator]
     report = check(net, example, quant=QuantConfig(levels=levels))
     typer.echo(str(report))
     if not report.converts:

@@ -69,15 +69,31 @@ FAMILIES: tuple[Family, ...] = (
         "attention / softmax",
         "attention multiplies two signals and softmax exponentiates and divides: neither is a rate code",
         (nn.MultiheadAttention, nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d),
-        (F.softmax, torch.softmax, F.log_softmax, torch.log_softmax, F.scaled_dot_product_attention,
-         torch.matmul, operator.matmul, torch.bmm, torch.einsum, F.multi_head_attention_forward),  # fmt: skip
+        (
+            F.softmax,
+            torch.softmax,
+            F.log_softmax,
+            torch.log_softmax,
+            F.scaled_dot_product_attention,
+            torch.matmul,
+            operator.matmul,
+            torch.bmm,
+            torch.einsum,
+            F.multi_head_attention_forward,
+        ),  # fmt: skip
         ("softmax", "log_softmax", "matmul", "bmm"),
     ),
     Family(
         "LayerNorm/GroupNorm",
         "normalises each sample by its own standard deviation, computed from the signal: not affine",
         _NORMS,
-        (F.layer_norm, F.group_norm, F.instance_norm, F.local_response_norm, *([F.rms_norm] if hasattr(F, "rms_norm") else [])),  # fmt: skip
+        (
+            F.layer_norm,
+            F.group_norm,
+            F.instance_norm,
+            F.local_response_norm,
+            *([F.rms_norm] if hasattr(F, "rms_norm") else []),
+        ),  # fmt: skip
     ),
 )
 _CLAMP = Family(

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.fx.passes.shape_prop import TensorMetadata
 
 INT_FUNCTIONS: set[Any] = {operator.floordiv, operator.mod}
 COMPARE_FUNCTIONS: set[Any] = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge}
@@ -102,7 +103,7 @@ def _returns_tuple(node: Any) -> bool:
     if not isinstance(node, fx.Node):
         return False
     if "tensor_meta" in node.meta:
-        return isinstance(node.meta["tensor_meta"], (tuple, list, dict))
+        return not isinstance(node.meta["tensor_meta"], TensorMetadata)
     if node.op != "call_module":
         return False
     from ann2snn.transforms.registry import SUPPORTED_MODULES
@@ -171,7 +172,8 @@ def check_getitem(node: fx.Node, module: nn.Module | None = None) -> str | None:
 
 
 def _shape_entries(node: fx.Node) -> list[Any]:
-    rest = list(node.args[1:]) if len(node.args) > 1 else list(node.kwargs.get("shape", node.kwargs.get("size", ())))
+    kwargs: Any = node.kwargs
+    rest = list(node.args[1:]) if len(node.args) > 1 else list(kwargs.get("shape", kwargs.get("size", ())))
     if len(rest) == 1 and (isinstance(rest[0], (list, tuple)) or value_kind(rest[0]) == "shape"):
         return list(rest[0]) if isinstance(rest[0], (list, tuple)) else [rest[0]]
     return rest
@@ -209,7 +211,8 @@ def check_dim_not_batch(name: str, pos: int, default: Any) -> Callable[[fx.Node,
 
 
 def check_permute(node: fx.Node, module: nn.Module | None = None) -> str | None:
-    dims = list(node.args[1:]) if len(node.args) > 1 else list(node.kwargs.get("dims", ()))
+    kwargs: Any = node.kwargs
+    dims = list(node.args[1:]) if len(node.args) > 1 else list(kwargs.get("dims", ()))
     if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
         dims = list(dims[0])
     if dims and not _is_batch_dim(dims[0], len(dims)):

@@ -19,8 +19,8 @@ from ann2snn.errors import ConfigError, UnsupportedModelError
 from ann2snn.layers.activations import QCFS, ClipReLU, StepReLU
 from ann2snn.layers.neurons import IFNeuron, ParallelIFNeuron, SpikingNeuron
 from ann2snn.simulate.model import SiteInfo, SpikingModel
-from ann2snn.transforms.fold_bn import fold_bn_graph
 from ann2snn.transforms.analysis import analyze, refuse
+from ann2snn.transforms.fold_bn import fold_bn_graph
 from ann2snn.transforms.maxpool import maxpool_note
 from ann2snn.transforms.registry import is_batchnorm, is_maxpool, where
 from ann2snn.transforms.sites import modularize_sites

@@ -26,7 +26,7 @@ from ann2snn.transforms.registry import MAXPOOL_FUNCTIONS, describe, is_maxpool,
 _PASS_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.ZeroPad1d, nn.ZeroPad2d)
 _PASS_METHODS = {"contiguous", "clone"}
 _VIEW_METHODS = {"view", "reshape"}
-_WINDOW_DIMS = {
+_WINDOW_DIMS: dict[Any, int] = {
     F.max_pool1d: 1,
     F.adaptive_max_pool1d: 1,
     F.max_pool2d: 2,
@@ -87,10 +87,13 @@ def amplitude_dims(node: Any, modules: dict[str, nn.Module], memo: dict[fx.Node,
 
 
 def _dims(node: fx.Node, modules: dict[str, nn.Module], memo: dict[fx.Node, Dims]) -> Dims:
-    def src(i: int = 0) -> Dims:
-        return amplitude_dims(node.args[i] if len(node.args) > i else None, modules, memo)
+    args: Any = node.args
+    kwargs: Any = node.kwargs
 
-    rank = len(_shape(node.args[0]) or ()) or None if node.args else None
+    def src(i: int = 0) -> Dims:
+        return amplitude_dims(args[i] if len(args) > i else None, modules, memo)
+
+    rank = len(_shape(args[0]) or ()) or None if args else None
     op, target = node.op, node.target
     if op == "call_module":
         mod = modules[str(target)]
@@ -112,39 +115,39 @@ def _dims(node: fx.Node, modules: dict[str, nn.Module], memo: dict[fx.Node, Dims
     ):
         return src()
     if op == "call_function" and target is F.pad:
-        value = node.kwargs.get("value", node.args[3] if len(node.args) > 3 else None)
-        mode = node.kwargs.get("mode", node.args[2] if len(node.args) > 2 else "constant")
+        value = kwargs.get("value", args[3] if len(args) > 3 else None)
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
         return src() if mode != "constant" or not value else None
     if target in (torch.flatten, "flatten"):
-        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+        start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
+        end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
         return _flatten(src(), start, end, rank)
     if target in (torch.cat, torch.concat):
-        parts = [amplitude_dims(a, modules, memo) for a in node.args[0]]
-        dim = _norm(node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0), rank_of(node.args[0][0]))
+        parts = [amplitude_dims(a, modules, memo) for a in args[0]]
+        dim = _norm(args[1] if len(args) > 1 else kwargs.get("dim", 0), rank_of(args[0][0]))
         if dim is None or any(p is None for p in parts):
             return None
         union = frozenset().union(*[p for p in parts if p is not None])
-        return union if len({a for a in node.args[0]}) == 1 else union | {dim}
+        return union if len({a for a in args[0]}) == 1 else union | {dim}
     if target in (torch.chunk, torch.split, "chunk", "split") or target is operator.getitem:
         if target is operator.getitem and not _keeps_dims(node):
             return None
         return src()
     if target in (torch.permute, "permute"):
-        order = list(node.args[1:]) if len(node.args) > 1 else list(node.kwargs.get("dims", ()))
+        order = list(args[1:]) if len(args) > 1 else list(kwargs.get("dims", ()))
         if len(order) == 1 and isinstance(order[0], (list, tuple)):
             order = list(order[0])
         normal = [_norm(d, len(order)) for d in order]
         dims = src()
         return None if dims is None or None in normal else frozenset(normal.index(d) for d in dims)
     if target in (torch.transpose, "transpose", torch.swapaxes, "swapaxes"):
-        a, b = _norm(node.args[1], rank), _norm(node.args[2], rank)
+        a, b = _norm(args[1], rank), _norm(args[2], rank)
         dims = src()
         if dims is None or a is None or b is None:
             return None
         return frozenset(b if d == a else a if d == b else d for d in dims)
     if target in (torch.reshape, *_VIEW_METHODS):
-        before, after, dims = _shape(node.args[0]), _shape(node), src()
+        before, after, dims = _shape(args[0]), _shape(node), src()
         return None if dims is None or before is None or after is None else _reshape_dims(dims, before, after)
     return None
 
@@ -183,7 +186,8 @@ def window_dims(node: fx.Node, modules: dict[str, nn.Module]) -> int:
     if node.op == "call_module":
         name = type(modules[str(node.target)]).__name__
         return int(name[-2]) if name[-2].isdigit() else 2
-    return _WINDOW_DIMS.get(node.target, 2)  # type: ignore[call-overload, no-any-return]
+    table: dict[Any, int] = _WINDOW_DIMS
+    return table.get(node.target, 2)
 
 
 def maxpool_note(node: fx.Node, modules: dict[str, nn.Module], execution: str) -> str:

@@ -61,12 +61,18 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _as_bound(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = _number(value)
+    return float("nan") if number is None else number
+
+
 def clip_bounds(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[float | None, float | None] | None:
     """``(low, high)`` of a clamp-like node (ReLU6, hard-tanh, clamp, clip, clamp_min), ``None`` for other nodes.
 
     A bound that is not a number (a tensor, a graph value) is returned as ``nan``.
     """
-    nan = float("nan")
     if node.op == "call_module":
         mod = modules[str(node.target)]
         return (float(mod.min_val), float(mod.max_val)) if isinstance(mod, nn.Hardtanh) else None
@@ -81,8 +87,7 @@ def clip_bounds(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[float | N
         high = None if "clamp_min" in str(getattr(node.target, "__name__", node.target)) else _arg(node, 2, "max")
     else:
         return None
-    as_bound: Callable[[Any], float | None] = lambda v: None if v is None else (_number(v) if _number(v) is not None else nan)  # noqa: E731
-    return as_bound(low), as_bound(high)
+    return _as_bound(low), _as_bound(high)
 
 
 def clamp_bound(node: fx.Node, modules: dict[str, nn.Module]) -> float | None:

@@ -51,8 +51,9 @@ def modularize_sites(gm: fx.GraphModule) -> list[str]:
     """Rewrite ``gm`` in place so every activation site is a call to its own module; returns their names.
 
     Functional ReLUs become ``nn.ReLU`` modules named ``relu_fn_<k>``, functional ``clamp(x, 0, b)`` (``F.relu6``,
-    ``F.hardtanh``, ``torch.clamp``, ``Tensor.clip``) ``nn.Hardtanh(0, b)`` modules named ``clamp_fn_<k>``; a module used at several sites is copied
-    for each extra site. In-place activations become out-of-place with later readers of the input rewired.
+    ``F.hardtanh``, ``torch.clamp``, ``Tensor.clip``) ``nn.Hardtanh(0, b)`` modules named ``clamp_fn_<k>``; a
+    module used at several sites is copied for each extra site. In-place activations become out-of-place with
+    later readers of the input rewired.
     """
     modules = dict(gm.named_modules())
     used: set[str] = set()

@@ -80,7 +80,8 @@ def trace_failure(model: nn.Module, exc: Exception) -> str:
         )
     name, sub, sub_exc = found
     sub_error = " ".join(f"{type(sub_exc).__name__}: {sub_exc}".split())[:300]
-    what = f"torch.fx could not trace {type(model).__name__}: submodule '{name}' ({type(sub).__name__}) fails ({sub_error})"
+    what = f"torch.fx could not trace {type(model).__name__}: submodule '{name}' ({type(sub).__name__}) fails"
+    what += f" ({sub_error})"
     if any(_is_activation(m) for m in sub.modules()):
         return (
             f"{what}; it contains activations, so it cannot be an opaque leaf: rewrite its forward without "
