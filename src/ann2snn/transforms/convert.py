@@ -21,7 +21,7 @@ from ann2snn.layers.neurons import IFNeuron, ParallelIFNeuron, SpikingNeuron
 from ann2snn.simulate.model import SiteInfo, SpikingModel
 from ann2snn.transforms.analysis import analyze, refuse
 from ann2snn.transforms.fold_bn import fold_bn_graph
-from ann2snn.transforms.maxpool import maxpool_note
+from ann2snn.transforms.maxpool import is_exact, maxpool_note
 from ann2snn.transforms.registry import is_batchnorm, is_maxpool, where
 from ann2snn.transforms.sites import modularize_sites
 from ann2snn.transforms.trace import set_submodule, trace
@@ -41,6 +41,8 @@ class Site:
     threshold: Tensor
     threshold_from: str
 
+
+_fed_by_neuron = is_exact  # the max-pool test under its former name (simulate/ may import it)
 
 NeuronFactory = Callable[[Site, ConversionConfig], SpikingNeuron]
 _METHODS: dict[str, tuple[NeuronFactory, str]] = {}
@@ -97,9 +99,9 @@ def unfolded_bn_note(gm: fx.GraphModule) -> str | None:
         return None
     shown = ", ".join(kept[:4]) + (", ..." if len(kept) > 4 else "")
     return (
-        f"{len(kept)} BatchNorm(s) kept unfolded ({shown}): their input is not a conv/linear used only by them "
-        "(e.g. BN before a conv, or after a concatenation), so they cannot fold; each runs as a per-channel "
-        "affine map on every time step, exact for the time mean, but the layer after it receives non-binary input"
+        f"{len(kept)} BatchNorm(s) kept unfolded ({shown}): not a BN module right after a conv/linear used only by "
+        "it (BN before a conv, after a concat, or F.batch_norm); each runs as a per-channel affine map per time "
+        "step: exact for the time mean, but the next layer receives non-binary input"
     )
 
 

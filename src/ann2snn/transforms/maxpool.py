@@ -190,18 +190,22 @@ def window_dims(node: fx.Node, modules: dict[str, nn.Module]) -> int:
     return table.get(node.target, 2)
 
 
+def is_exact(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether the max-pool ``node`` is exact on parallel spikes (its windows hold trains of one amplitude)."""
+    dims = amplitude_dims(node.args[0], modules)
+    k = window_dims(node, modules)
+    rank = rank_of(node.args[0]) or k + 2
+    return dims is not None and not dims & set(range(rank - k, rank))
+
+
 def maxpool_note(node: fx.Node, modules: dict[str, nn.Module], execution: str) -> str:
     """The conversion note of one max-pool: exact, or why not."""
     what = f"max-pool {describe(node, modules)} kept"
     if execution != "parallel":
         return f"{what}: on serial spikes it over-estimates the max rate (not exact)"
-    dims = amplitude_dims(node.args[0], modules)
-    k = window_dims(node, modules)
-    rank = rank_of(node.args[0]) or k + 2
-    window = set(range(rank - k, rank))
-    if dims is not None and not dims & window:
+    if is_exact(node, modules):
         return f"{what}: exact (its windows hold sorted spike trains of one amplitude: the max is the train of the max)"
-    if dims is not None:
+    if amplitude_dims(node.args[0], modules) is not None:
         return (
             f"{what}: NOT exact, its windows mix spike trains of different amplitudes (concatenated or reshaped "
             "along a pooled dim)"
