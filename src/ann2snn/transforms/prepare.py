@@ -68,14 +68,14 @@ def prepare(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
         raise UnsupportedModelError(
             f"prepare found no ReLU or clamp(x, 0, b) in {type(model).__name__}; nothing to quantize"
         )
-    relus = [name for name in sites if type(gm.get_submodule(name)) is nn.ReLU or _bound(gm.get_submodule(name))]
-    if not relus:
+    swap = [name for name in sites if type(gm.get_submodule(name)) is nn.ReLU or _bound(gm.get_submodule(name))]
+    if not swap:
         kinds = sorted({type(gm.get_submodule(name)).__name__ for name in sites})
         raise ConfigError(
             f"prepare: {type(model).__name__} is already prepared (its activations are {', '.join(kinds)}) and has "
             "no ReLU left to swap; prepare the original ReLU model to use another QuantConfig"
         )
-    for name in relus:
+    for name in swap:
         set_submodule(target, name, make_activation(config, _bound(gm.get_submodule(name))))
     target.train(model.training)
     return target
