@@ -7,6 +7,7 @@ Example:
 """
 
 from ann2snn.calibrate import calibrate, calibrate_da, calibrate_li
+from ann2snn.check import CheckReport, check
 from ann2snn.config import ConversionConfig, QuantConfig
 from ann2snn.data import DatasetInfo, dataset_info, load_dataset, make_loader
 from ann2snn.errors import Ann2SnnError
@@ -24,7 +25,7 @@ from ann2snn.export.nir import export_nir
 from ann2snn.models import create_model, list_models
 from ann2snn.simulate import SimResult, SpikingModel, simulate
 from ann2snn.train import TrainConfig, TrainResult, evaluate_accuracy, train
-from ann2snn.transforms import convert, fold_batchnorm, prepare
+from ann2snn.transforms import convert, fold_batchnorm, prepare, register_function, register_layer, register_method
 from ann2snn.transforms.steprelu import get_leak, set_leak
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Ann2SnnError",
     "Attack",
+    "CheckReport",
     "Checkpoint",
     "ComparisonReport",
     "ConversionConfig",
@@ -49,6 +51,7 @@ __all__ = [
     "calibrate",
     "calibrate_da",
     "calibrate_li",
+    "check",
     "choose_leak",
     "compare",
     "convert",
@@ -65,6 +68,9 @@ __all__ = [
     "load_dataset",
     "make_loader",
     "prepare",
+    "register_function",
+    "register_layer",
+    "register_method",
     "save_checkpoint",
     "set_leak",
     "simulate",

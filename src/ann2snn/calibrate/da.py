@@ -164,7 +164,7 @@ def auto_refit(snn: SpikingModel, estimator: str) -> bool:
     plain-ReLU model it helped at every T (most at T = 2); for a QCFS model at T ≥ 2 it changed nothing on average
     and costs 3–5× the calibration time.
     """
-    return estimator == "match" and (snn.timesteps == 1 or any(s.source == "relu" for s in snn.sites))
+    return estimator == "match" and (snn.timesteps == 1 or any(s.source in ("relu", "clamp") for s in snn.sites))
 
 
 def _analog_note(snn: SpikingModel) -> str:

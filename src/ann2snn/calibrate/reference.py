@@ -46,7 +46,7 @@ def reference_graph(ann: nn.Module, snn: SpikingModel) -> fx.GraphModule:
         )
     neurons = snn.neurons()
     for site in snn.sites:
-        if site.source == "relu":
+        if site.source in ("relu", "clamp"):  # clamp(x, 0, b): θ ≤ b, so ClipReLU(θ) is the clipped ANN
             theta = torch.as_tensor(neurons[site.name].threshold).detach().clone()
             set_submodule(gm, site.name, ClipReLU(theta, learn_threshold=False))
     param = next(snn.parameters(), None)

@@ -5,6 +5,7 @@ imports them all.
 """
 
 from ann2snn.cli import (  # noqa: F401
+    check_cmd,
     compare_cmd,
     convert_cmd,
     demo_cmd,

@@ -17,15 +17,15 @@ from __future__ import annotations
 from ann2snn.config import ConversionConfig
 from ann2snn.layers.baseline_neurons import COSNeuron, SRPNeuron
 from ann2snn.layers.neurons import SpikingNeuron
-from ann2snn.transforms.convert import Site, register_method
+from ann2snn.transforms.convert import Site, register_conversion_method
 
 
-@register_method("srp", "serial")
+@register_conversion_method("srp", "serial")
 def _srp_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
     return SRPNeuron(site.threshold, config.presteps, v_init=config.v_init)
 
 
-@register_method("cos", "serial")
+@register_conversion_method("cos", "serial")
 def _cos_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
     return COSNeuron(site.threshold, config.presteps, v_init=config.v_init)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 from ann2snn.calibrate.observers import record_site_inputs
 from ann2snn.config import ConversionConfig
@@ -18,15 +19,11 @@ from ann2snn.errors import ConfigError, UnsupportedModelError
 from ann2snn.layers.activations import QCFS, ClipReLU, StepReLU
 from ann2snn.layers.neurons import IFNeuron, ParallelIFNeuron, SpikingNeuron
 from ann2snn.simulate.model import SiteInfo, SpikingModel
+from ann2snn.transforms.analysis import analyze, refuse
 from ann2snn.transforms.fold_bn import fold_bn_graph
-from ann2snn.transforms.registry import (
-    UNSUPPORTED_HINT,
-    describe,
-    is_activation_site,
-    is_maxpool,
-    is_supported_layer,
-)
-from ann2snn.transforms.sites import check_activations, modularize_sites
+from ann2snn.transforms.maxpool import is_exact, maxpool_note
+from ann2snn.transforms.registry import is_batchnorm, is_maxpool, where
+from ann2snn.transforms.sites import modularize_sites
 from ann2snn.transforms.trace import set_submodule, trace
 from ann2snn.validation import check_finite_model
 
@@ -45,11 +42,13 @@ class Site:
     threshold_from: str
 
 
+_fed_by_neuron = is_exact  # the max-pool test under its former name (simulate/ may import it)
+
 NeuronFactory = Callable[[Site, ConversionConfig], SpikingNeuron]
 _METHODS: dict[str, tuple[NeuronFactory, str]] = {}
 
 
-def register_method(name: str, execution: str) -> Callable[[NeuronFactory], NeuronFactory]:
+def register_conversion_method(name: str, execution: str) -> Callable[[NeuronFactory], NeuronFactory]:
     """Register the neuron factory of a conversion method; ``execution`` is ``"serial"`` or ``"parallel"``."""
 
     def deco(factory: NeuronFactory) -> NeuronFactory:
@@ -59,42 +58,7 @@ def register_method(name: str, execution: str) -> Callable[[NeuronFactory], Neur
     return deco
 
 
-_SHAPE_ONLY_METHODS = {"view", "reshape", "flatten", "contiguous", "unsqueeze", "squeeze"}
-
-
-def _fed_by_neuron(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    """Whether ``node``'s input is a neuron's spike train, possibly through shape-only ops or other max-pools."""
-    src = node.args[0] if node.args else None
-    while isinstance(src, fx.Node):
-        if src.op == "call_module":
-            mod = modules[str(src.target)]
-            if isinstance(mod, SpikingNeuron):
-                return True
-            if not (isinstance(mod, (nn.Flatten, nn.Identity, nn.Dropout)) or is_maxpool(src, modules)):
-                return False
-        elif not (
-            is_maxpool(src, modules)
-            or (src.op == "call_method" and src.target in _SHAPE_ONLY_METHODS)
-            or (src.op == "call_function" and src.target in (torch.flatten, torch.reshape))
-        ):
-            return False
-        src = src.args[0] if src.args else None
-    return False
-
-
-def _maxpool_note(node: fx.Node, modules: dict[str, nn.Module], execution: str) -> str:
-    what = f"max-pool {describe(node, modules)} kept"
-    if execution != "parallel":
-        return f"{what}: on serial spikes it over-estimates the max rate (not exact)"
-    if _fed_by_neuron(node, modules):
-        return f"{what}: exact (max of sorted equal-amplitude spike trains is the train of the max level)"
-    return (
-        f"{what}: NOT exact, its input is not a neuron's spike train (the max of time-averages differs from "
-        "the time-average of maxima); move it directly after an activation for a lossless conversion"
-    )
-
-
-@register_method("serial", "serial")
+@register_conversion_method("serial", "serial")
 def _serial_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
     if config.neuron == "signed_if":
         from ann2snn.layers.baseline_neurons import SignedIFNeuron
@@ -110,7 +74,7 @@ def _serial_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
     )
 
 
-@register_method("parallel", "parallel")
+@register_conversion_method("parallel", "parallel")
 def _parallel_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
     return ParallelIFNeuron(site.threshold, config.timesteps, order=config.order)
 
@@ -122,20 +86,39 @@ def _source(module: nn.Module) -> tuple[str, int | None, Tensor | None]:
         return "clip", None, module.threshold.detach().clone()
     if isinstance(module, StepReLU):  # threshold Θ = n·θ_s (docs/steprelu.md)
         return "steprelu", module.steps, torch.tensor(module.step * module.steps, dtype=torch.float64)
+    if isinstance(module, nn.Hardtanh):  # clamp(x, 0, b): ReLU6, hard-tanh, clamp (sites.py)
+        return "clamp", None, torch.tensor(float(module.max_val), dtype=torch.float64)
     return "relu", None, None
 
 
-def _check_layers(gm: fx.GraphModule) -> None:
+def unfolded_bn_note(gm: fx.GraphModule) -> str | None:
+    """One note naming the BatchNorms that stay in the graph after folding (e.g. BN before conv)."""
     modules = dict(gm.named_modules())
-    bad = [
-        describe(n, modules)
-        for n in gm.graph.nodes
-        if not is_activation_site(n, modules) and not is_supported_layer(n, modules)
-    ]
-    if bad:
-        raise UnsupportedModelError(
-            f"convert: {len(bad)} layer(s) cannot run on spikes: {'; '.join(bad)}. {UNSUPPORTED_HINT}"
-        )
+    kept = [where(n) for n in gm.graph.nodes if is_batchnorm(n, modules)]
+    if not kept:
+        return None
+    shown = ", ".join(kept[:4]) + (", ..." if len(kept) > 4 else "")
+    return (
+        f"{len(kept)} BatchNorm(s) kept unfolded ({shown}): not a BN module right after a conv/linear used only by "
+        "it (BN before a conv, after a concat, or F.batch_norm); each runs as a per-channel affine map per time "
+        "step: exact for the time mean, but the next layer receives non-binary input"
+    )
+
+
+def _shapes_from(gm: fx.GraphModule, calibration_data: Iterable[Any] | None) -> None:
+    """Record tensor shapes in ``gm``'s node meta from one sample of the first calibration batch (if any)."""
+    if calibration_data is None or iter(calibration_data) is calibration_data:  # keep one-shot iterators whole
+        return
+    batch = next(iter(calibration_data), None)
+    x = batch[0] if isinstance(batch, (list, tuple)) else batch
+    if not isinstance(x, Tensor):
+        return
+    param = next(gm.parameters(), None)
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(x[:1].to(dtype=param.dtype if param is not None else x.dtype))
+    except Exception:  # noqa: BLE001 - shapes only sharpen the max-pool notes; a failure shows up later
+        return
 
 
 def _collect_sites(
@@ -178,6 +161,13 @@ def _collect_sites(
             if mode == "percentile":
                 origin = f"{config.percentile:g}th percentile"
             origin += " per channel" if config.per_channel else " per layer"
+            if src == "clamp":  # never above the ANN's own clip: the neuron cannot usefully exceed b
+                bound = infos[name][2]
+                assert bound is not None
+                th = torch.minimum(th, bound.to(th.dtype))
+                origin += f", at most the clamp bound {bound.item():g}"
+        elif src == "clamp":
+            origin = f"clamp bound {th.item():g}"  # type: ignore[union-attr]
         else:
             origin = f"{src} threshold"
         assert th is not None
@@ -198,9 +188,15 @@ def convert(
 ) -> SpikingModel:
     """Convert a (QCFS/ClipReLU/ReLU) ANN into a :class:`SpikingModel`; the input model is not mutated.
 
-    BatchNorm after conv/linear is folded. Every activation site becomes a neuron of ``config.method`` with the
-    site's trained threshold (QCFS/ClipReLU) or a threshold from ``calibration_data`` (plain ReLU, or
-    ``threshold_mode="max"|"percentile"``), using at most ``max_batches`` batches.
+    BatchNorm after conv/linear is folded (the others stay as per-channel affine maps, named in ``snn.log``).
+    Every activation site becomes a neuron of ``config.method`` with the site's trained threshold
+    (QCFS/ClipReLU) or a threshold from ``calibration_data`` (plain ReLU, or ``threshold_mode="max"|
+    "percentile"|"mse"``), using at most ``max_batches`` batches. A clipped-ReLU site ``clamp(x, 0, b)``
+    (ReLU6, hard-tanh(0, b), clamp) takes θ = b with ``threshold_mode="auto"`` (no data needed), and with a data
+    mode the data threshold capped at b: ``θ = min(θ_data, b)``.
+
+    Every node that cannot run on spikes is refused in one grouped error before anything else is done
+    (:func:`ann2snn.check` reports the same verdict without converting).
     """
     config = ConversionConfig() if config is None else config
     if not isinstance(config, ConversionConfig):
@@ -214,12 +210,15 @@ def convert(
         # a one-shot iterator feeds both thresholds and calibration
         calibration_data = list(itertools.islice(calibration_data, max(max_batches or 0, config.calibration_batches)))
     gm = trace(copy.deepcopy(model).eval())
-    check_activations(gm, "convert")
+    refuse(analyze(gm), "convert", type(model).__name__)
     names = modularize_sites(gm)
     if not names:
         raise UnsupportedModelError(f"convert found no activation (ReLU/QCFS/ClipReLU) in {type(model).__name__}")
-    _check_layers(gm)
     notes = [f"folded BatchNorm '{n}' into the preceding layer" for n in fold_bn_graph(gm)]
+    bn_note = unfolded_bn_note(gm)
+    notes += [bn_note] if bn_note else []
+    if any(is_maxpool(n, dict(gm.named_modules())) for n in gm.graph.nodes):
+        _shapes_from(gm, calibration_data)  # before the neurons: they need T·B rows
     sites = _collect_sites(gm, names, config, calibration_data, max_batches)
     factory, execution = _METHODS[config.method]
     param = next(gm.parameters(), None)
@@ -231,9 +230,7 @@ def convert(
         set_submodule(gm, site.name, neuron)
         infos.append(SiteInfo(site.name, site.source, site.levels, site.threshold_from, type(neuron).__name__))
     modules = dict(gm.named_modules())
-    for node in gm.graph.nodes:
-        if is_maxpool(node, modules):
-            notes.append(_maxpool_note(node, modules, execution))
+    notes += [maxpool_note(n, modules, execution) for n in gm.graph.nodes if is_maxpool(n, modules)]
     gm.recompile()
     for note in notes:
         log.info(note)

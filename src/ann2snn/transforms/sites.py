@@ -6,25 +6,19 @@ import copy
 
 from torch import fx, nn
 
-from ann2snn.errors import UnsupportedModelError
-from ann2snn.transforms.registry import (
-    describe,
-    is_activation_site,
-    is_inplace,
-    is_unsupported_activation,
-)
+from ann2snn.transforms.analysis import analyze, refuse
+from ann2snn.transforms.registry import clamp_bound, is_activation_site, is_inplace
 
 
 def check_activations(gm: fx.GraphModule, what: str) -> None:
-    """Raise one error naming every nonlinearity that is not a ReLU form."""
-    modules = dict(gm.named_modules())
-    bad = [describe(n, modules) for n in gm.graph.nodes if is_unsupported_activation(n, modules)]
-    if bad:
-        raise UnsupportedModelError(
-            f"{what}: {len(bad)} activation(s) cannot become spiking neurons: {'; '.join(bad)}. Only ReLU forms "
-            "(nn.ReLU, F.relu, torch.relu, Tensor.relu, clamp(min=0)) and ann2snn's QCFS/ClipReLU/StepReLU "
-            "convert; replace the others with ReLU and retrain (or fine-tune)"
-        )
+    """Raise one grouped error naming every node that cannot run on spikes (see :func:`analyze`)."""
+    refuse(analyze(gm), what, gm.__class__.__name__)
+
+
+def site_module(node: fx.Node, modules: dict[str, nn.Module]) -> nn.Module:
+    """A module computing a functional site: ``nn.ReLU``, or ``nn.Hardtanh(0, b)`` for ``clamp(x, 0, b)``."""
+    bound = clamp_bound(node, modules)
+    return nn.ReLU() if bound is None else nn.Hardtanh(0.0, bound)
 
 
 def needs_graph(gm: fx.GraphModule) -> bool:
@@ -56,8 +50,10 @@ def _unique_name(gm: fx.GraphModule, base: str) -> str:
 def modularize_sites(gm: fx.GraphModule) -> list[str]:
     """Rewrite ``gm`` in place so every activation site is a call to its own module; returns their names.
 
-    Functional ReLUs become ``nn.ReLU`` modules named ``relu_fn_<k>``; a module used at several sites is copied
-    for each extra site. In-place activations become out-of-place with later readers of the input rewired.
+    Functional ReLUs become ``nn.ReLU`` modules named ``relu_fn_<k>``, functional ``clamp(x, 0, b)`` (``F.relu6``,
+    ``F.hardtanh``, ``torch.clamp``, ``Tensor.clip``) ``nn.Hardtanh(0, b)`` modules named ``clamp_fn_<k>``; a
+    module used at several sites is copied for each extra site. In-place activations become out-of-place with
+    later readers of the input rewired.
     """
     modules = dict(gm.named_modules())
     used: set[str] = set()
@@ -75,8 +71,9 @@ def modularize_sites(gm: fx.GraphModule) -> list[str]:
                 name = _unique_name(gm, str(node.target).replace(".", "_"))
                 gm.add_submodule(name, copy.deepcopy(modules[str(node.target)]))
             else:
-                name = _unique_name(gm, "relu_fn")
-                gm.add_submodule(name, nn.ReLU())
+                module = site_module(node, modules)
+                name = _unique_name(gm, "relu_fn" if type(module) is nn.ReLU else "clamp_fn")
+                gm.add_submodule(name, module)
             used.add(name)
             with gm.graph.inserting_before(node):
                 new = gm.graph.call_module(name, (node.args[0],))

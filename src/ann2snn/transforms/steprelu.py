@@ -20,7 +20,7 @@ from ann2snn.layers.activations import StepReLU
 from ann2snn.layers.neurons import IFNeuron, SpikingNeuron
 from ann2snn.layers.step_neuron import StepIFNeuron
 from ann2snn.simulate.model import SpikingModel
-from ann2snn.transforms.convert import Site, register_method
+from ann2snn.transforms.convert import Site, register_conversion_method
 
 LeakValue = float | tuple[float, float] | Mapping[str, float]
 
@@ -41,7 +41,7 @@ def _config_leak(config: ConversionConfig) -> tuple[float, float]:
     return 1.0, config.leak_delta
 
 
-@register_method("steprelu", "parallel")
+@register_conversion_method("steprelu", "parallel")
 def _step_neuron(site: Site, config: ConversionConfig) -> SpikingNeuron:
     module = site.module
     if not isinstance(module, StepReLU):  # convert() checks this first; kept for direct callers
