@@ -159,4 +159,13 @@ def test_cli_prints_its_own_flags_and_writes_dt(checkpoint, tmp_path):
 def test_linear_model_needs_no_shape():
     mlp = qann(nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 2)), 0)
     graph = to_nir(a2s.convert(mlp, a2s.ConversionConfig(method="serial", timesteps=4)))
-    assert isinstance(graph.nodes["_1_reset"], nir.Linear) and graph.nodes["_1_reset"].weight.shape == (7, 7)
+    assert isinstance(graph.nodes["_1_reset"], nir.Affine) and graph.nodes["_1_reset"].weight.shape == (7, 7)
+
+
+def test_per_channel_thresholds_of_if_nodes_are_noted(caplog):
+    snn = _snn(reset="zero", v_init=0.0)
+    snn.net.act1.threshold = 0.5 + torch.rand(4, 1, 1, dtype=torch.float64)
+    with caplog.at_level("WARNING", logger="ann2snn"):
+        graph = to_nir(snn, (1, 8, 8))
+    assert "'act1' has per-channel thresholds" in str(graph.metadata["ann2snn_notes"])
+    assert "snnTorch and SpikingJelly" in caplog.text

@@ -135,6 +135,9 @@ def to_nir(
         graph = nir.NIRGraph(nodes=b.nodes, edges=b.edges, metadata=meta)
     except (ValueError, AssertionError) as exc:
         raise ExportError(f"NIR export: the NIR graph does not type-check: {exc}") from exc
+    for note in b.notes:
+        if "per-channel thresholds" in note:
+            log.warning("NIR export: %s", note)
     if b.extended:
         log.warning(
             "NIR export: %d neuron node(s) need ann2snn_* metadata to simulate exactly: %s",

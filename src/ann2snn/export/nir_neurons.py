@@ -11,9 +11,9 @@ with ``v[0] = c``. Standard NIR writes it as follows, with no ann2snn metadata:
   ``Threshold`` at ``θ − c`` that emits the 0/1 spikes, and a feedback edge Threshold → ``−λθ`` → integrator. A
   feedback edge delivers the previous step's spikes, so the integrator computes
   ``w[t] = λ·w[t−1] + x[t] − λθ·z[t−1] − (1−λ)c − δθ`` (``LI``'s ``v_leak = −c − δθ/(1−λ)`` supplies the constant),
-  which is ``u[t] − c`` exactly; ``w[t] ≥ θ − c`` is ``u[t] ≥ θ``. The feedback is a 1×1 ``Conv2d`` (feature maps) or
-  a ``Linear`` (vectors) with diagonal weights, which every NIR importer maps; a ``Scale`` only for thresholds that
-  vary within a channel.
+  which is ``u[t] − c`` exactly; ``w[t] ≥ θ − c`` is ``u[t] ≥ θ``. The feedback is a 1×1 ``Conv2d`` (feature maps)
+  or an ``Affine`` (vectors) with diagonal weights and zero bias, which every NIR importer maps; a ``Scale`` only
+  for thresholds that vary within a channel.
 
 NIR fires on ``v > threshold``; ann2snn on ``≥``: the exported threshold is moved down one float step of the
 exported dtype, which makes the two tests identical for values of that dtype. The time step ``dt`` of the consumer
@@ -61,8 +61,8 @@ def _feedback(theta_fb: np.ndarray) -> Any:
     """The reset edge: multiply the 0/1 spikes by ``theta_fb`` (negative), as a node every NIR importer maps."""
     import nir
 
-    if theta_fb.ndim == 1:
-        return nir.Linear(weight=np.diag(theta_fb))
+    if theta_fb.ndim == 1:  # Affine (zero bias), not Linear: Sinabs maps no Linear, Norse maps it transposed
+        return nir.Affine(weight=np.diag(theta_fb), bias=np.zeros_like(theta_fb))
     per_c = theta_fb.reshape(theta_fb.shape[0], -1)
     if theta_fb.ndim == 3 and bool((per_c == per_c[:, :1]).all()):
         c = theta_fb.shape[0]

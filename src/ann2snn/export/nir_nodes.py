@@ -216,6 +216,11 @@ class _Builder:
         else:
             raise ExportError(f"NIR export: neuron '{node.target}' ({type(mod).__name__}) has no NIR mapping")
         parts, internal, entry = neuron_nodes(spec, self.dt, self.extensions)
+        if "v" not in parts and np.unique(spec.theta).size > 1:
+            self.notes.append(
+                f"neuron '{node.target}' has per-channel thresholds: snnTorch and SpikingJelly import IF/LIF nodes "
+                "with one threshold per layer only (convert with per_channel=False for them)"
+            )
         names = {key: name if key == "out" else f"{name}_{key}" for key in parts}
         for key, part in parts.items():
             self.nodes[names[key]] = part
