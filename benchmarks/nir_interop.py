@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -276,6 +277,7 @@ def main() -> None:
         notes=notes,
         meta=meta,
     )
+    shutil.rmtree(work, ignore_errors=True)
     common.write_table(
         rows,
         "nir_interop",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,7 @@ def main() -> None:
         agree = 100.0 * float((got.argmax(1) == ref.argmax(1)).double().mean())
         print(f"{consumer:12s} max |Δ| / logit scale {delta:.1e}, prediction agreement {agree:.1f}%")
         failed |= delta > 1e-5 or agree < 100.0
+    shutil.rmtree(work, ignore_errors=True)
     raise SystemExit(1 if failed else 0)
 
 
