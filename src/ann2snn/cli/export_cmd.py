@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ann2snn.cli.app import app
-from ann2snn.errors import ConfigError
+from ann2snn.errors import ConfigError, ExportError
 
 FORMATS = ("nir",)
 
@@ -21,10 +21,13 @@ def export_command(
     timesteps: int = typer.Option(8, "--timesteps", "-T", help="Simulation steps T (stored in the file)."),
     neuron: str = typer.Option("if", "--neuron", help="Serial neuron: if or lif."),
     leak: float = typer.Option(1.0, "--leak", help="LIF leak λ in (0, 1]."),
-    reset: str = typer.Option("subtract", "--reset", help="subtract (needs --allow-extensions) or zero."),
-    v_init: float = typer.Option(0.5, "--v-init", help="Initial potential / θ (non-zero needs --allow-extensions)."),
+    reset: str = typer.Option(
+        "subtract", "--reset", help="subtract (written as NIR I + Threshold + reset feedback) or zero (NIR IF/LIF)."
+    ),
+    v_init: float = typer.Option(0.5, "--v-init", help="Initial potential / θ (with --reset zero: 0 only)."),
+    dt: float = typer.Option(1.0, "--dt", help="The consumer's time step: r = 1/dt, τ = dt/(1−λ) (1 is exact)."),
     allow_extensions: bool = typer.Option(
-        False, "--allow-extensions", help="Write reset-by-subtraction / v(0) as documented ann2snn_* metadata."
+        False, "--allow-extensions", help="Write what standard NIR lacks as documented ann2snn_* node metadata."
     ),
     threshold_mode: str = typer.Option("auto", "--threshold-mode", help="auto, max or percentile."),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: the checkpoint's)."),
@@ -38,6 +41,7 @@ def export_command(
     from ann2snn.data import dataset_info
     from ann2snn.export.checkpoint import load_checkpoint
     from ann2snn.export.nir import export_nir
+    from ann2snn.export.nir_neurons import NIRRefusal
     from ann2snn.train import resolve_device
     from ann2snn.transforms.convert import convert
 
@@ -59,11 +63,15 @@ def export_command(
         _, calib = test_and_calibration_loaders(name, data_dir, None, 128, calibration_batches)
     snn = convert(ckpt.model, config, calibration_data=calib).cpu()
     info = dataset_info(name, data_dir)
-    graph = export_nir(snn, out, (info.in_channels, info.image_size, info.image_size), extensions=allow_extensions)
+    shape = (info.in_channels, info.image_size, info.image_size)
+    try:
+        graph = export_nir(snn, out, shape, extensions=allow_extensions, dt=dt)
+    except NIRRefusal as exc:  # the same refusal, with this command's flags as the advice
+        raise ExportError(exc.cli_message) from exc
     extended = graph.metadata.get("ann2snn_extensions") or ""
-    typer.echo(f"wrote {out}: {len(graph.nodes)} NIR nodes, {len(graph.edges)} edges, T={timesteps}")
+    typer.echo(f"wrote {out}: {len(graph.nodes)} NIR nodes, {len(graph.edges)} edges, T={timesteps}, dt={dt:g}")
     if extended:
         typer.echo(
-            f"note: neuron nodes {extended} carry ann2snn_* metadata (reset by subtraction / v(0)); a NIR tool "
-            "that ignores it simulates a different network (see docs/ecosystem.md)"
+            f"note: neuron nodes {extended} carry ann2snn_* metadata (v(0) with reset to zero / linear leak); "
+            "a NIR tool that ignores it simulates a different network (see docs/ecosystem.md)"
         )

@@ -1,6 +1,7 @@
 """NIR node mapping: walks the fx graph of a converted SNN and builds the NIR nodes and edges of each layer.
 
-How each layer maps to NIR (and what is refused) is described in :mod:`ann2snn.export.nir`.
+How each layer maps to NIR (and what is refused) is described in :mod:`ann2snn.export.nir`; neurons are built by
+:mod:`ann2snn.export.nir_neurons`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from ann2snn.errors import ExportError
+from ann2snn.export.nir_neurons import NeuronSpec, NIRRefusal, neuron_nodes
 from ann2snn.layers.neurons import IFNeuron, ParallelIFNeuron, SpikingNeuron
 from ann2snn.layers.step_neuron import StepIFNeuron
 from ann2snn.simulate.model import SpikingModel
@@ -27,6 +29,23 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
 
 
+def _dense_weight(conv: nn.Conv2d) -> np.ndarray:
+    """The weight of ``conv`` as an ungrouped conv: block-diagonal, zeros between groups (same outputs).
+
+    NIR 1.0.8 infers a Conv2d's input channels from ``weight.shape[1]`` whatever ``groups`` says, so a grouped
+    conv fails the graph's type check, and several importers refuse ``groups > 1``.
+    """
+    w = _np(conv.weight)
+    g = conv.groups
+    if g == 1:
+        return w
+    out_g, in_g = conv.out_channels // g, conv.in_channels // g
+    dense = np.zeros((conv.out_channels, conv.in_channels, *w.shape[2:]), dtype=w.dtype)
+    for k in range(g):
+        dense[k * out_g : (k + 1) * out_g, k * in_g : (k + 1) * in_g] = w[k * out_g : (k + 1) * out_g]
+    return dense
+
+
 def _pair(v: Any) -> np.ndarray:
     return np.array(list(v) if isinstance(v, (tuple, list)) else [v, v], dtype=np.int64)
 
@@ -34,13 +53,15 @@ def _pair(v: Any) -> np.ndarray:
 class _Builder:
     """Walks the fx graph of a SpikingModel and collects NIR nodes, edges and notes."""
 
-    def __init__(self, snn: SpikingModel, extensions: bool) -> None:
-        self.snn, self.extensions = snn, extensions
+    def __init__(self, snn: SpikingModel, extensions: bool, dt: float) -> None:
+        self.snn, self.extensions, self.dt = snn, extensions, dt
         self.modules = dict(snn.net.named_modules())
         self.nodes: dict[str, Any] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}  # NIR node name -> per-sample output shape
         self.edges: list[tuple[str, str]] = []
         self.sources: dict[fx.Node, list[str] | None] = {}
-        self.amplitude: dict[str, str] = {}  # Scale node name -> neuron node name
+        self.amplitude: dict[str, np.ndarray] = {}  # spiking NIR node -> amplitude of its 0/1 spikes
+        self.feedback: set[str] = set()  # reset-feedback nodes (they read the 0/1 spikes themselves)
         self.extended: list[str] = []
         self.notes: list[str] = []
         self.spiking: set[fx.Node] = set()  # fx nodes whose value depends on some neuron's spikes
@@ -59,8 +80,10 @@ class _Builder:
             raise ExportError(f"NIR export: node '{node.name}' reads something that is not a tensor of the network")
         return src
 
-    def add(self, name: str, nir_node: Any, srcs: list[str]) -> list[str]:
+    def add(self, name: str, nir_node: Any, srcs: list[str], shape: tuple[int, ...] | None = None) -> list[str]:
         self.nodes[name] = nir_node
+        if shape is not None:
+            self.shapes[name] = shape
         for s in srcs:
             if (s, name) in self.edges:
                 raise ExportError(
@@ -86,23 +109,25 @@ class _Builder:
                 )
             bias = mod.bias if mod.bias is not None else torch.zeros(mod.out_channels, dtype=mod.weight.dtype)
             padding = mod.padding if isinstance(mod.padding, str) else _pair(mod.padding)
+            if mod.groups > 1:
+                self.notes.append(f"grouped conv '{node.target}' ({mod.groups} groups) written as a dense conv")
             conv = nir.Conv2d(
                 input_shape=self.shape(node.args[0])[1:],  # type: ignore[arg-type]
-                weight=_np(mod.weight),
+                weight=_dense_weight(mod),
                 stride=_pair(mod.stride),
                 padding=padding,
                 dilation=_pair(mod.dilation),
-                groups=mod.groups,
+                groups=1,
                 bias=_np(bias),
             )
-            return self.add(name, conv, srcs)
+            return self.add(name, conv, srcs, self.shape(node))
         if isinstance(mod, nn.Linear):
             lin = (
                 nir.Linear(weight=_np(mod.weight))
                 if mod.bias is None
                 else nir.Affine(weight=_np(mod.weight), bias=_np(mod.bias))
             )
-            return self.add(name, lin, srcs)
+            return self.add(name, lin, srcs, self.shape(node))
         if isinstance(mod, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             return self.avgpool(node, mod, name, srcs)
         if isinstance(mod, nn.Flatten):
@@ -136,7 +161,8 @@ class _Builder:
                     f"NIR export: avg-pool '{node.target}' uses ceil_mode/divisor_override/"
                     "count_include_pad=False, which NIR AvgPool2d cannot express"
                 )
-        return self.add(name, nir.AvgPool2d(kernel_size=kernel, stride=stride, padding=padding), srcs)
+        pool = nir.AvgPool2d(kernel_size=kernel, stride=stride, padding=padding)
+        return self.add(name, pool, srcs, self.shape(node))
 
     def flatten(self, node: fx.Node, name: str, srcs: list[str], start: int = 1, end: int = -1) -> list[str]:
         import nir
@@ -150,80 +176,63 @@ class _Builder:
         flat = nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start - 1, end_dim=end_nir)
         if tuple(int(s) for s in flat.output_type["output"]) != self.shape(node):
             raise ExportError(f"NIR export: reshape '{node.name}' {in_shape} -> {self.shape(node)} is not a flatten")
-        return self.add(name, flat, srcs)
+        return self.add(name, flat, srcs, self.shape(node))
 
     def neuron(self, node: fx.Node, mod: SpikingNeuron, name: str, srcs: list[str]) -> list[str]:
-        import nir
-
         shape = self.shape(node)
         threshold: Tensor = mod.threshold  # type: ignore[assignment]
-        dtype = threshold.dtype
         theta = torch.broadcast_to(threshold.detach().cpu(), shape).contiguous()
         amplitude = theta
         if isinstance(mod, StepIFNeuron):
-            raise ExportError(
+            raise NIRRefusal(
                 f"NIR export: StepReLU neuron '{node.target}' integrates its whole input before firing and emits a "
-                "graded last spike above n·θ_s; NIR has no such neuron. Export a method='serial' network instead"
+                "graded last spike above n·θ_s; NIR has no such neuron",
+                "Convert with ConversionConfig(method='serial') and export that network instead",
+                "Use --method serial",
             )
         if isinstance(mod, ParallelIFNeuron):
             if node.args[0] in self.spiking:
-                raise ExportError(
+                raise NIRRefusal(
                     f"NIR export: parallel neuron '{node.target}' integrates all T input steps before it fires and "
                     "has no NIR primitive; its serial equivalent (IF, v(0)=θ/2, reset by subtraction) gives the "
-                    "same spike count only for a constant input, but this layer's input comes from spiking "
-                    "neurons. Convert with ConversionConfig(method='serial') and export that network instead"
+                    "same spike count only for a constant input, but this layer's input comes from spiking neurons",
+                    "Convert with ConversionConfig(method='serial') and export that network instead",
+                    "Use --method serial",
                 )
             if bool(torch.any(mod.bias != 0)):  # type: ignore[arg-type]
-                raise ExportError(
-                    f"NIR export: parallel neuron '{node.target}' has a calibration bias ψ_DA; "
-                    "export the network before distribution-aware calibration or use method='serial'"
+                raise NIRRefusal(
+                    f"NIR export: parallel neuron '{node.target}' has a calibration bias ψ_DA",
+                    "Export the network before distribution-aware calibration, or convert with method='serial'",
+                    "Use --method serial",
                 )
             amplitude = torch.broadcast_to(mod.amplitude.detach().cpu(), shape).contiguous()
-            leak, leak_delta, reset, v_init = 1.0, 0.0, "subtract", 0.5
+            spec = NeuronSpec(str(node.target), _np(theta), 0.5, 1.0, 0.0, "subtract")
             self.notes.append(
                 f"parallel neuron '{node.target}' exported as its serial equivalent (IF, v(0)=θ/2, "
                 "reset by subtraction): same spike counts and mean output, spikes spread in time"
             )
         elif type(mod) is IFNeuron:  # not its subclasses: SRP/COS pre-simulation and Li-calibrated neurons differ
-            leak, leak_delta, reset, v_init = mod.leak, mod.leak_delta, mod.reset_mode, mod.v_init
+            spec = NeuronSpec(str(node.target), _np(theta), mod.v_init, mod.leak, mod.leak_delta, mod.reset_mode)
         else:
             raise ExportError(f"NIR export: neuron '{node.target}' ({type(mod).__name__}) has no NIR mapping")
-        th_np = _np(theta)
-        v_thr = np.nextafter(th_np, np.array(-np.inf, dtype=th_np.dtype))  # NIR: v > v_thr  <=>  v >= θ
-        zeros = np.zeros_like(th_np)
-        meta: dict[str, Any] = {"ann2snn_threshold": th_np, "ann2snn_spike_condition": "v >= ann2snn_threshold"}
-        needs = []
-        if reset == "subtract":
-            needs.append("reset by subtraction")
-            meta.update(ann2snn_reset="subtract", ann2snn_reset_amount=th_np)
-        if v_init != 0:
-            needs.append(f"initial potential v(0)={v_init:g}·θ")
-            meta["ann2snn_v_init"] = _np(theta * v_init)
-        if leak_delta != 0:
-            needs.append(f"linear leak {leak_delta:g}·θ per step")
-            meta["ann2snn_leak_delta"] = _np(theta * leak_delta)
-        if needs:
-            if not self.extensions:
-                raise ExportError(
-                    f"NIR export: neuron '{node.target}' uses {', '.join(needs)}, which standard NIR IF/LIF nodes "
-                    "(reset to a value, v(0)=0) cannot express. Pass extensions=True (CLI: --allow-extensions) to "
-                    "write them as documented ann2snn_* node metadata (tools that ignore it simulate a different "
-                    "network), or convert with ConversionConfig(reset='zero', v_init=0.0)"
-                )
-            self.extended.append(name)
-        if leak == 1.0:
-            neuron = nir.IF(r=np.ones_like(th_np), v_threshold=v_thr, v_reset=zeros, metadata=meta)
-        else:
-            tau = np.full_like(th_np, 1.0 / (1.0 - leak))
-            neuron = nir.LIF(
-                tau=tau, r=tau.copy(), v_leak=zeros.copy(), v_threshold=v_thr, v_reset=zeros, metadata=meta
+        parts, internal, entry = neuron_nodes(spec, self.dt, self.extensions)
+        if "v" not in parts and np.unique(spec.theta).size > 1:
+            self.notes.append(
+                f"neuron '{node.target}' has per-channel thresholds: snnTorch and SpikingJelly import IF/LIF nodes "
+                "with one threshold per layer only (convert with per_channel=False for them)"
             )
-        out = self.add(name, neuron, srcs)
-        if bool(torch.all(amplitude == 1)):
-            return out
-        scale = nir.Scale(scale=_np(amplitude.to(dtype)))
-        self.amplitude[f"{name}_amplitude"] = name
-        return self.add(f"{name}_amplitude", scale, out)
+        names = {key: name if key == "out" else f"{name}_{key}" for key in parts}
+        for key, part in parts.items():
+            self.nodes[names[key]] = part
+            self.shapes[names[key]] = shape
+        self.edges.extend((names[a], names[b]) for a, b in internal)
+        self.add(names[entry], parts[entry], srcs)
+        if "reset" in names:
+            self.feedback.add(names["reset"])
+        if parts["out"].metadata:
+            self.extended.append(name)
+        self.amplitude[name] = _np(amplitude.to(threshold.dtype))
+        return [name]
 
     def function(self, node: fx.Node, name: str) -> list[str] | None:
         if node.op == "call_function" and node.target in _ADD:
@@ -247,32 +256,3 @@ class _Builder:
         what = getattr(node.target, "__name__", node.target)
         hint = _POOL_HINT if "max_pool" in str(what) else "it has no NIR node"
         raise ExportError(f"NIR export: node '{node.name}' ({node.op} {what}): {hint}")
-
-    def fold_amplitudes(self) -> None:
-        """Fold a Scale node into the Conv2d/Affine/Linear nodes it alone feeds (exact: spikes are 0/1)."""
-        import nir
-
-        for scale_name, neuron_name in list(self.amplitude.items()):
-            users = [d for s, d in self.edges if s == scale_name]
-            amp = self.nodes[scale_name].scale
-            ok = bool(users)
-            for u in users:
-                node = self.nodes[u]
-                single = sum(1 for _, d in self.edges if d == u) == 1
-                if isinstance(node, nir.Conv2d):
-                    per_c = amp.reshape(amp.shape[0], -1)
-                    ok &= single and node.groups == 1 and bool((per_c == per_c[:, :1]).all())
-                elif isinstance(node, (nir.Affine, nir.Linear)):
-                    ok &= single and amp.ndim == 1
-                else:
-                    ok = False
-            if not ok:
-                continue
-            for u in users:
-                node = self.nodes[u]
-                if isinstance(node, nir.Conv2d):
-                    node.weight = node.weight * amp.reshape(amp.shape[0], -1)[:, 0].reshape(1, -1, 1, 1)
-                else:
-                    node.weight = node.weight * amp.reshape(1, -1)
-            self.edges = [(neuron_name if s == scale_name else s, d) for s, d in self.edges if d != scale_name]
-            del self.nodes[scale_name]
