@@ -28,14 +28,14 @@ def fold_bn_into_weights(
     narrow = weight.is_floating_point() and weight.element_size() < 8
     wide = torch.float64 if narrow and weight.device.type != "mps" else out  # MPS has no float64
 
-    def w64(t: Tensor) -> Tensor:
+    def widen(t: Tensor) -> Tensor:
         return t.to(wide)
 
-    scale = torch.rsqrt(w64(running_var) + eps)
+    scale = torch.rsqrt(widen(running_var) + eps)
     if bn_weight is not None:
-        scale = scale * w64(bn_weight)
-    new_bias = -w64(running_mean) * scale if bias is None else (w64(bias) - w64(running_mean)) * scale
+        scale = scale * widen(bn_weight)
+    new_bias = -widen(running_mean) * scale if bias is None else (widen(bias) - widen(running_mean)) * scale
     if bn_bias is not None:
-        new_bias = new_bias + w64(bn_bias)
-    new_weight = w64(weight) * scale.view((-1,) + (1,) * (weight.dim() - 1))
+        new_bias = new_bias + widen(bn_bias)
+    new_weight = widen(weight) * scale.view((-1,) + (1,) * (weight.dim() - 1))
     return new_weight.to(out), new_bias.to(out)

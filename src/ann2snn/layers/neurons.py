@@ -3,10 +3,10 @@
 Every neuron emits spikes of amplitude θ (``out = θ·s``), so the weights of the next layer need no rescaling,
 and counts its binary spikes per sample while ``record`` is on, so SOPs are exact.
 
-Parallel neurons can take their levels from a *level plan*: a rate-mode pass after :meth:`ParallelIFNeuron.begin_plan`
-stores every neuron's level, and the following spike-mode pass fires exactly those levels instead of
-recomputing them from ``Σ_t I(t)`` (:class:`~ann2snn.simulate.SpikingModel` does this so that spike mode and rate
-mode fire bit-identical levels in any float precision; docs/parallel.md, "float32").
+Parallel neurons can take their levels from a *level plan*: a rate-mode pass after
+:meth:`ParallelIFNeuron.begin_plan` stores every neuron's level, and the following spike-mode pass fires exactly
+those levels instead of recomputing them from ``Σ_t I(t)`` (:class:`~ann2snn.simulate.SpikingModel` does this so
+that spike mode and rate mode fire bit-identical levels in any float precision; docs/parallel.md, "Float32").
 """
 
 from __future__ import annotations

@@ -178,13 +178,14 @@ class SpikingModel(nn.Module):
         """
         neurons = [m for m in self.neurons().values() if isinstance(m, ParallelIFNeuron)]
         first = x_seq[0]
-        mean = first + (x_seq - first).mean(0) if x_seq.shape[0] > 1 else first
+        constant = x_seq.shape[0] == 1 or x_seq.stride(0) == 0  # expanded over time: the mean is x_0 itself
+        mean = first if constant else first + (x_seq - first).mean(0)
         self._set_parallel(RATE_MODE, x_seq.shape[0])
         for m in neurons:
             m.begin_plan()
         kept = False
         try:
-            with _hooks_hidden(self.net):  # an internal pass: forward hooks see only the spike-mode calls
+            with torch.no_grad(), _hooks_hidden(self.net):  # internal: hooks see only the spike-mode calls
                 self.net(mean)
             kept = True
         finally:
