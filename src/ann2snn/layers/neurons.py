@@ -2,6 +2,11 @@
 
 Every neuron emits spikes of amplitude θ (``out = θ·s``), so the weights of the next layer need no rescaling,
 and counts its binary spikes per sample while ``record`` is on, so SOPs are exact.
+
+Parallel neurons can take their levels from a *level plan*: a rate-mode pass after
+:meth:`ParallelIFNeuron.begin_plan` stores every neuron's level, and the following spike-mode pass fires exactly
+those levels instead of recomputing them from ``Σ_t I(t)`` (:class:`~ann2snn.simulate.SpikingModel` does this so
+that spike mode and rate mode fire bit-identical levels in any float precision; docs/parallel.md, "Float32").
 """
 
 from __future__ import annotations
@@ -14,6 +19,12 @@ from ann2snn.layers.activations import format_threshold
 
 SPIKE_MODE = "spike"
 RATE_MODE = "rate"
+
+
+def compact_levels(level: Tensor, timesteps: int) -> Tensor:
+    """Integer levels in [0, T] in the smallest integer dtype that holds T (exact; 1 byte per neuron for T ≤ 255)."""
+    dtype = torch.uint8 if timesteps <= 255 else torch.int16 if timesteps <= 32767 else torch.int32
+    return level.to(dtype)
 
 
 def _as_buffer(value: float | Tensor) -> Tensor:
@@ -96,13 +107,19 @@ class ParallelIFNeuron(SpikingNeuron):
 
     ``mode="spike"``: input ``[T·B, ...]`` (time flattened into the batch, time-major) → sorted spike train
     ``[T·B, ...]`` of amplitude ``θ + φ_DA``. ``mode="rate"``: input is the time-mean current ``[B, ...]`` → the
-    time-mean output ``n·(θ + φ_DA)/T``. Both give the same n.
+    time-mean output ``n·(θ + φ_DA)/T``. Both give the same n up to the round-off of the two float sums; under a
+    level plan (:meth:`begin_plan`) spike mode fires rate mode's n exactly.
 
     ``bias`` (ψ_DA) and ``amplitude_correction`` (φ_DA) default to zero and broadcast like θ.
     """
 
     bias: Tensor
     amplitude_correction: Tensor
+    # Level plan (class defaults, so modules pickled before it existed still load):
+    _planning = False  # rate mode stores its levels (begin_plan)
+    _plan: tuple[Tensor, ...] | None = None  # stored per-sample state, consumed by spike mode
+    _plan_row = 0  # samples of the plan already consumed
+    _plan_void = False  # called twice in one planning pass: spike mode uses its currents
 
     def __init__(
         self,
@@ -119,6 +136,43 @@ class ParallelIFNeuron(SpikingNeuron):
         self.timesteps = int(timesteps)
         self.order = order
         self.mode = SPIKE_MODE
+
+    def begin_plan(self) -> None:
+        """Start a level plan: each following rate-mode call stores the levels it computes (compactly)."""
+        self._planning = True
+        self._plan, self._plan_row, self._plan_void = None, 0, False
+
+    def end_plan(self, keep: bool) -> None:
+        """Stop storing; ``keep=True`` keeps the plan for the spike-mode calls, ``False`` drops it.
+
+        While a plan is kept, spike-mode calls fire the stored levels of the next ``B`` samples (in order, so a
+        batch may come in chunks) instead of the levels of their summed currents; asking for more samples than
+        were stored is an error.
+        """
+        self._planning = False
+        if not keep:
+            self._plan, self._plan_row, self._plan_void = None, 0, False
+
+    def _keep(self, *state: Tensor) -> None:
+        """Store a rate-mode call's per-sample state for the coming spike-mode calls (while planning)."""
+        if self._plan is not None or self._plan_void:  # a module used at two places: no single plan
+            self._plan, self._plan_void = None, True
+            return
+        self._plan = tuple(t.detach() for t in state)
+
+    def _planned(self, samples: int, per_sample_shape: torch.Size) -> tuple[Tensor, ...] | None:
+        """The stored state of the next ``samples`` samples, or ``None`` when no plan is held."""
+        plan = self._plan
+        if plan is None:
+            return None
+        start, stop = self._plan_row, self._plan_row + samples
+        if stop > plan[0].shape[0] or plan[0].shape[1:] != per_sample_shape:
+            raise RuntimeError(
+                f"{type(self).__name__}: level plan holds {plan[0].shape[0]} sample(s) of shape "
+                f"{tuple(plan[0].shape[1:])}, asked for samples {start}..{stop - 1} of shape {tuple(per_sample_shape)}"
+            )
+        self._plan_row = stop
+        return tuple(t[start:stop] for t in plan)
 
     @property
     def amplitude(self) -> Tensor:
@@ -137,12 +191,18 @@ class ParallelIFNeuron(SpikingNeuron):
         T = self.timesteps
         if self.mode == RATE_MODE:
             level = F.rate_level(current, T, self.threshold, bias=self._bias())
+            if self._planning:
+                self._keep(compact_levels(level, T))
             self._count(level.flatten(1).sum(1), current.shape[1:])
             return F.rate_from_level(level, T, self.amplitude)
         if current.shape[0] % T:
             raise RuntimeError(f"parallel neuron got a batch of {current.shape[0]}, not a multiple of T={T}")
-        seq = current.reshape((T, current.shape[0] // T) + current.shape[1:])
-        level = F.parallel_if_level(seq.sum(0), T, self.threshold, bias=self._bias())
+        planned = self._planned(current.shape[0] // T, current.shape[1:])
+        if planned is not None:
+            level = planned[0].to(current.dtype)
+        else:
+            seq = current.reshape((T, current.shape[0] // T) + current.shape[1:])
+            level = F.parallel_if_level(seq.sum(0), T, self.threshold, bias=self._bias())
         self._count(level.flatten(1).sum(1), current.shape[1:])
         spikes = F.spikes_from_level(level, T, self.order, amplitude=self.amplitude)
         return spikes.reshape(current.shape)

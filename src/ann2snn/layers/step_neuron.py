@@ -72,12 +72,18 @@ class StepIFNeuron(ParallelIFNeuron):
         T = self.timesteps
         if self.mode == RATE_MODE:
             level, overflow, out = self._mean_output(current, T)
+            if self._planning:
+                self._keep(level, overflow)
             self._count((level + (overflow > 0).to(level.dtype)).flatten(1).sum(1), current.shape[1:])
             return out
         if current.shape[0] % T:
             raise RuntimeError(f"StepIFNeuron got a batch of {current.shape[0]}, not a multiple of T={T}")
-        seq = current.reshape((T, current.shape[0] // T) + current.shape[1:])
-        level, overflow, _ = self._mean_output(seq.sum(0) / T, T)
+        planned = self._planned(current.shape[0] // T, current.shape[1:])
+        if planned is not None:  # the level plan of a rate-mode pass (bit-identical to rate mode)
+            level, overflow = planned
+        else:
+            seq = current.reshape((T, current.shape[0] // T) + current.shape[1:])
+            level, overflow, _ = self._mean_output(seq.sum(0) / T, T)
         self._count((level + (overflow > 0).to(level.dtype)).flatten(1).sum(1), current.shape[1:])
         unit = S.step_unit(self.step, self.steps, T)
         spikes = spikes_from_level(level, T, self.order, amplitude=T * unit)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -19,6 +22,30 @@ def _lookup(root: nn.Module, name: str) -> nn.Module | None:
     for part in name.split("."):
         mod = mod._modules.get(part) if mod is not None else None
     return mod
+
+
+@contextlib.contextmanager
+def _hooks_hidden(net: nn.Module) -> Iterator[None]:
+    """Detach the forward (pre-)hooks of every module of ``net`` for the duration, then restore them."""
+    saved = []
+    for m in net.modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            saved.append((m, m._forward_hooks, m._forward_pre_hooks))
+            m._forward_hooks, m._forward_pre_hooks = OrderedDict(), OrderedDict()
+    try:
+        yield
+    finally:
+        for m, hooks, pre_hooks in saved:
+            m._forward_hooks, m._forward_pre_hooks = hooks, pre_hooks
+
+
+def _maxpools_commute(net: fx.GraphModule) -> bool:
+    """Whether every max-pool of ``net`` sees a neuron's sorted spike trains (then its time mean is exact)."""
+    from ann2snn.transforms.convert import _fed_by_neuron  # lazy: transforms import this module
+    from ann2snn.transforms.registry import is_maxpool
+
+    modules = dict(net.named_modules())
+    return all(_fed_by_neuron(n, modules) for n in net.graph.nodes if is_maxpool(n, modules))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +70,19 @@ class SpikingModel(nn.Module):
         max_rows: parallel spike mode runs the batch in chunks of ``max_rows // T`` samples (at least one), so
             each time-flattened tensor has about ``max_rows`` rows: on CPU this is ~2x faster than one giant
             ``[T·B, ...]`` pass and bounds peak memory. ``None`` (default): 64 on CPU, no chunking on GPUs.
-            Chunking is exact per sample (only a backend's batch-size-dependent round-off can differ).
+            Chunking is exact per sample (the levels come from the level plan, which is not chunked).
+        levels_from: where parallel spike mode takes each neuron's level. ``"rate"``: from a level plan, one
+            rate-mode pass over the time-mean input (about one ANN forward) whose levels every neuron then fires,
+            so spike and rate mode give bit-identical levels and spike counts in any precision and on any backend
+            (the per-step currents, spike trains and outputs are still computed step by step from those spikes).
+            ``"currents"``: each neuron from its own summed currents ``Σ_t I(t)``, which can differ from rate mode
+            by one level where float round-off straddles a level boundary. ``"auto"`` (default): ``"rate"``
+            unless the graph has a max-pool that is not fed by a neuron (its time mean is not the mean's max, so
+            only the currents give the spiking result there).
     """
 
     max_rows: int | None = None
+    levels_from: str = "auto"
 
     def __init__(
         self,
@@ -107,7 +143,10 @@ class SpikingModel(nn.Module):
         """
         self.reset()
         T, B = x_seq.shape[0], x_seq.shape[1]
-        if self.execution == "parallel":
+        if self.execution != "parallel":
+            return torch.stack([self.net(x_seq[t]) for t in range(T)])
+        planned = self._plan_levels(x_seq) if self._levels_from_rate() else []
+        try:
             self._set_parallel(SPIKE_MODE, T)
             rows = self.max_rows if self.max_rows is not None else (64 if x_seq.device.type == "cpu" else 1 << 30)
             step = max(1, rows // T)
@@ -115,7 +154,45 @@ class SpikingModel(nn.Module):
                 return self._forward_chunks(x_seq, step)
             out = self.net(x_seq.reshape((T * B,) + x_seq.shape[2:]))
             return out.reshape((T, B) + out.shape[1:])
-        return torch.stack([self.net(x_seq[t]) for t in range(T)])
+        finally:
+            for m in planned:
+                m.end_plan(keep=False)
+
+    def _levels_from_rate(self) -> bool:
+        """Whether parallel spike mode fires a level plan (see :attr:`levels_from`)."""
+        if self.levels_from not in ("auto", "rate", "currents"):
+            raise ConfigError(f"levels_from={self.levels_from!r} is not supported; choose 'auto', 'rate' or 'currents'")
+        if self.levels_from != "auto":
+            return self.levels_from == "rate"
+        cached = self.__dict__.get("_commutes")
+        if cached is None or cached[0] is not self.net.graph:
+            cached = (self.net.graph, _maxpools_commute(self.net))
+            self.__dict__["_commutes"] = cached
+        return cached[1]
+
+    def _plan_levels(self, x_seq: Tensor) -> list[ParallelIFNeuron]:
+        """Run rate mode on the time-mean input with every parallel neuron storing its levels; returns them.
+
+        The mean is ``x_0 + mean_t(x_t − x_0)``, exactly ``x`` when the input is ``x`` at every step (direct
+        encoding, as :func:`~ann2snn.simulate` feeds it), so the plan is the very computation of rate mode on ``x``.
+        """
+        neurons = [m for m in self.neurons().values() if isinstance(m, ParallelIFNeuron)]
+        first = x_seq[0]
+        constant = x_seq.shape[0] == 1 or x_seq.stride(0) == 0  # expanded over time: the mean is x_0 itself
+        mean = first if constant else first + (x_seq - first).mean(0)
+        self._set_parallel(RATE_MODE, x_seq.shape[0])
+        for m in neurons:
+            m.begin_plan()
+        kept = False
+        try:
+            with torch.no_grad(), _hooks_hidden(self.net):  # internal: hooks see only the spike-mode calls
+                self.net(mean)
+            kept = True
+        finally:
+            for m in neurons:
+                m.end_plan(keep=kept)
+                m.reset()  # the spike pass counts the spikes again
+        return neurons
 
     def _forward_chunks(self, x_seq: Tensor, step: int) -> Tensor:
         """Parallel spike mode over batch chunks of ``step`` samples (exact: every op acts per sample).

@@ -77,8 +77,9 @@ def simulate(
     """Simulate ``snn`` for T steps on an analog batch ``x`` ``[B, ...]`` fed as the same current every step.
 
     ``mode="spike"`` materialises spikes at every layer (per-step outputs); ``mode="rate"`` (parallel SNNs only)
-    propagates time means, costs about one ANN forward and yields the same ``mean_output`` and exact spike
-    counts. Neuron state is reset on every call.
+    propagates time means and costs about one ANN forward. Both fire the same level at every neuron, so spike
+    counts are identical and ``mean_output`` differs only by the float round-off of the layers after the last
+    neurons (docs/parallel.md, "Float32"). Neuron state is reset on every call.
     """
     if not isinstance(snn, SpikingModel):
         raise ConfigError(f"simulate expects a model returned by ann2snn.convert, got {type(snn).__name__}")
@@ -103,7 +104,11 @@ def simulate(
                 mean = outputs.mean(dim=0)
         neurons = snn.neurons()
         counts = {
-            n: (m.spike_count if m.spike_count is not None else torch.zeros(x.shape[0], dtype=torch.float64))
+            n: (
+                m.spike_count
+                if m.spike_count is not None
+                else torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+            )
             for n, m in neurons.items()
         }
         sizes = {n: m.num_neurons for n, m in neurons.items()}
