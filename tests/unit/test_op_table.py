@@ -58,6 +58,7 @@ def test_a_refused_batch_op_really_is_wrong_in_spike_mode(monkeypatch):
     torch.manual_seed(0)
     q = a2s.prepare(Body(lambda y: y[0:1] + 0 * y), a2s.QuantConfig(levels=4, threshold=0.5)).double().eval()
     snn = a2s.convert(q, a2s.ConversionConfig(timesteps=4))
+    snn.levels_from = "currents"  # the level plan would hide the batch mixing (levels from rate mode)
     x = torch.rand(3, 2, 4, 4, dtype=torch.float64)
     rate = a2s.simulate(snn, x, 4, mode="rate").mean_output
     spike = a2s.simulate(snn, x, 4, mode="spike").mean_output

@@ -41,11 +41,11 @@ def _hooks_hidden(net: nn.Module) -> Iterator[None]:
 
 def _maxpools_commute(net: fx.GraphModule) -> bool:
     """Whether every max-pool of ``net`` sees a neuron's sorted spike trains (then its time mean is exact)."""
-    from ann2snn.transforms.convert import _fed_by_neuron  # lazy: transforms import this module
+    from ann2snn.transforms.maxpool import is_exact  # lazy: transforms import this module
     from ann2snn.transforms.registry import is_maxpool
 
     modules = dict(net.named_modules())
-    return all(_fed_by_neuron(n, modules) for n in net.graph.nodes if is_maxpool(n, modules))
+    return all(is_exact(n, modules) for n in net.graph.nodes if is_maxpool(n, modules))
 
 
 @dataclasses.dataclass(frozen=True)

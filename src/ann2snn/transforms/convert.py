@@ -21,7 +21,7 @@ from ann2snn.layers.neurons import IFNeuron, ParallelIFNeuron, SpikingNeuron
 from ann2snn.simulate.model import SiteInfo, SpikingModel
 from ann2snn.transforms.analysis import analyze, refuse
 from ann2snn.transforms.fold_bn import fold_bn_graph
-from ann2snn.transforms.maxpool import is_exact, maxpool_note
+from ann2snn.transforms.maxpool import maxpool_note
 from ann2snn.transforms.registry import is_batchnorm, is_maxpool, where
 from ann2snn.transforms.sites import modularize_sites
 from ann2snn.transforms.trace import set_submodule, trace
@@ -41,8 +41,6 @@ class Site:
     threshold: Tensor
     threshold_from: str
 
-
-_fed_by_neuron = is_exact  # the max-pool test under its former name (simulate/ may import it)
 
 NeuronFactory = Callable[[Site, ConversionConfig], SpikingNeuron]
 _METHODS: dict[str, tuple[NeuronFactory, str]] = {}
