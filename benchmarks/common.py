@@ -70,7 +70,7 @@ def cached_model(key: str, train_fn: Callable[[Path], None]) -> nn.Module:
             print(f"trained {key} in {time.perf_counter() - start:.0f} s", flush=True)
         MODELS.mkdir(parents=True, exist_ok=True)
         for ext in ("safetensors", "json"):
-            shutil.copyfile(out / f"final.{ext}", stem.with_suffix(f".{ext}"))
+            shutil.copyfile(out / f"final.{ext}", MODELS / f"{key}.{ext}")
     return a2s.load_checkpoint(stem).model
 
 
