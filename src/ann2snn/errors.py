@@ -39,6 +39,10 @@ class ExportError(Ann2SnnError, ValueError):
     """The model cannot be exported faithfully to the requested format."""
 
 
+class OutputError(Ann2SnnError, OSError):
+    """An output path ann2snn will not write: a directory, FIFO, socket or device instead of a regular file."""
+
+
 __all__ = [
     "Ann2SnnError",
     "CalibrationError",
@@ -47,5 +51,6 @@ __all__ = [
     "DatasetError",
     "ExportError",
     "InputError",
+    "OutputError",
     "UnsupportedModelError",
 ]

@@ -6,10 +6,12 @@ training checkpoint, optimizer and RNG tensors) and ``runs/x/last.json`` (format
 metrics, training scalars and the SHA-256 of the weights file). A path naming an existing directory means the pair
 ``<dir>/checkpoint.*``; a path ending in ``.json`` or ``.safetensors`` names its pair.
 
-Both files are written atomically and the JSON last, after removing the old one: a ``.json`` file present means a
-complete checkpoint whose weights file it vouches for by hash. Anything wrong on load (missing file, truncated or
-corrupt data, missing keys, an architecture that does not match) raises :class:`~ann2snn.errors.CheckpointError`
-naming the file and the problem.
+Saving over an existing checkpoint switches the pair atomically: the new weights are written completely under a
+staged name, then one rename of the ``.json`` makes the new pair current (see
+:mod:`ann2snn.export.checkpoint_pair`); a kill or a full disk at any moment leaves the old or the new checkpoint
+loadable. A ``.json`` file present means a complete checkpoint whose weights file it vouches for by hash.
+Anything wrong on load (missing file, truncated or corrupt data, missing keys or wrong types in the metadata, an
+architecture that does not match) raises :class:`~ann2snn.errors.CheckpointError` naming the file and the problem.
 
 Example:
     >>> import tempfile, torch
@@ -23,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import datetime
@@ -51,7 +52,7 @@ from ann2snn.export.checkpoint_format import (
     _read_weights,
     _storable,
 )
-from ann2snn.io import atomic_write_bytes, atomic_write_text
+from ann2snn.export.checkpoint_pair import install_pair
 
 __all__ = [
     "FORMAT",
@@ -173,12 +174,13 @@ def save_checkpoint(
         "training_state": encoded_state,
     }
     text = _dumps(meta, json_path)
-    # The JSON marks a complete checkpoint: drop the old one first so a crash between the two writes leaves no
-    # JSON vouching for a weights file it does not describe.
-    with contextlib.suppress(FileNotFoundError):
-        json_path.unlink()
-    atomic_write_bytes(weights_path, data)
-    atomic_write_text(json_path, text)
+
+    def write_weights(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+
+    # New weights under a staged name, then one rename of the JSON switches (see checkpoint_pair).
+    install_pair(weights_path, json_path, write_weights, meta["weights"]["sha256"], len(data), text)
     return _stem(path)
 
 
