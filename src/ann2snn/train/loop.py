@@ -22,6 +22,7 @@ from ann2snn.train.config import _RESUME_FIELDS, TrainConfig, TrainResult
 from ann2snn.train.data import _as_dataset, _as_loader, _epoch_permutation
 from ann2snn.train.distributed import _Dist, _init_distributed
 from ann2snn.train.progress import _Reporter
+from ann2snn.train.resume_state import check_loaded_optimizer, check_resume_state
 from ann2snn.validation import call_checked, check_finite_model, check_labels
 
 __all__ = ["FINAL", "LAST", "PREVIOUS", "train"]
@@ -117,6 +118,7 @@ class _Loop:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.running = self._zero_running()
         self._opt_state: dict[str, Any] | None = None
+        self._resumed_from = ""
         self._batch_checked = False
 
     # --- state -----------------------------------------------------------------------------------------
@@ -175,7 +177,14 @@ class _Loop:
         state = ckpt.training_state
         if state is None:
             raise CheckpointError(f"{last}.json holds no training state; cannot resume from it")
-        saved = state.get("config", {})
+        check_resume_state(
+            state,
+            f"{last}.json",
+            epochs=self.config.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            world_size=self.dist.world_size,
+        )
+        saved = state["config"]
         for field in _RESUME_FIELDS:
             if saved.get(field) != getattr(self.config, field):
                 raise CheckpointError(
@@ -197,10 +206,13 @@ class _Loop:
             "correct": running["correct"].to(self.device),
             "count": int(running["count"]),
         }
-        self._opt_state = state["optimizer"]
-        torch.set_rng_state(state["rng"]["torch"][self.dist.rank])
-        if self.device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state(state["rng"]["cuda"][self.dist.rank], self.device)
+        self._opt_state, self._resumed_from = state["optimizer"], f"{last}.json"
+        try:
+            torch.set_rng_state(state["rng"]["torch"][self.dist.rank])
+            if self.device.type == "cuda" and "cuda" in state["rng"]:
+                torch.cuda.set_rng_state(state["rng"]["cuda"][self.dist.rank], self.device)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{last}.json: invalid resume state: 'rng' is not a generator state: {exc}") from exc
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         decay: list[nn.Parameter] = []
@@ -230,7 +242,16 @@ class _Loop:
         self.model.to(self.device).train()
         self.optimizer = self._build_optimizer()
         if self._opt_state is not None:
-            self.optimizer.load_state_dict(self._opt_state)
+            try:
+                self.optimizer.load_state_dict(self._opt_state)
+                check_loaded_optimizer(self.optimizer, self._resumed_from)
+            except CheckpointError:
+                raise
+            except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+                raise CheckpointError(
+                    f"{self._resumed_from}: invalid resume state: 'optimizer' does not fit this model's "
+                    f"optimizer: {exc}"
+                ) from exc
         net = self.dist.wrap(self.model, self.device)
         try:
             while self.epoch < self.config.epochs:
