@@ -71,10 +71,8 @@ def output_target(path: str | os.PathLike[str]) -> Path:
     target = Path(os.path.realpath(given)) if given.is_symlink() else given
     try:
         mode = target.stat().st_mode
-    except FileNotFoundError:
+    except OSError:  # absent (or unreachable: the write itself then reports why)
         return target
-    except OSError as exc:
-        raise OutputError(f"cannot write {given}: {exc.strerror or exc}") from exc
     if stat.S_ISREG(mode):
         return target
     via = f" (the link {given} points to it)" if target != given else ""

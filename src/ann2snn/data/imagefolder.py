@@ -13,6 +13,7 @@ Shape:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,10 @@ def load_image(path: str | Path, image_size: int) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError  # lazy: Pillow is only needed for image folders
 
     try:
-        with Image.open(path) as img:  # reads the header only: the size is known before any pixel is decoded
+        with warnings.catch_warnings():  # Pillow warns of large images; _check_pixels refuses them itself
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)  # reads the header only: the size is known before any pixel is decoded
+        with img:
             w, h = img.size
             _check_pixels(path, w, h)
             img = img.convert("RGB")

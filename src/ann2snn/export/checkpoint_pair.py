@@ -68,7 +68,7 @@ def install_pair(
         fsync_dir(weights_path.parent)
     except OSError as exc:
         if not switched:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 staged.unlink()
         raise CheckpointError(_failure(json_path.with_suffix(""), size, exc, switched)) from exc
     _remove_leftovers(weights_path, json_path)
