@@ -13,6 +13,9 @@ Output path policy:
 * A directory, FIFO, socket or device is refused with :class:`~ann2snn.errors.OutputError`: atomic replacement
   would silently turn it into a regular file (and a FIFO's reader would never see the data).
 
+A full disk is an :class:`~ann2snn.errors.OutputError` naming the file and the free space (its ``errno`` is
+``ENOSPC``); the destination keeps its old content.
+
 Temporary files are named ``.<name>.p<pid>.<random>.tmp``. A writer killed by SIGKILL cannot remove its own;
 :func:`stale_temps` finds those whose process is gone so the next writer of the same file can delete them.
 
@@ -27,8 +30,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -83,6 +88,23 @@ def output_target(path: str | os.PathLike[str]) -> Path:
         f"refusing to write {target}{via}: it is {kind}, not a regular file; ann2snn replaces outputs atomically "
         "and would turn it into a regular file. Pass the path of a regular file (or a new one)"
     )
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _no_space(target: Path, exc: OSError) -> OutputError:
+    """An :class:`OutputError` naming ``target`` and the free space, keeping ``exc.errno`` for callers."""
+    try:
+        free = f"{shutil.disk_usage(target.parent).free:,} bytes free there"
+    except OSError:
+        free = "free space unknown"
+    error = OutputError(
+        f"no space to write {target} ({free}; {exc.strerror or exc}); its previous content (if any) is unchanged. "
+        "Free some space or write elsewhere"
+    )
+    error.errno = exc.errno
+    return error
 
 
 def _pid_alive(pid: int) -> bool:
@@ -149,9 +171,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.chmod(tmp, mode)
         _fsync_file(tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE and not isinstance(exc, OutputError):
+            raise _no_space(target, exc) from exc
         raise
     fsync_dir(target.parent)
 

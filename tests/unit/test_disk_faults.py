@@ -6,6 +6,7 @@ complete and loadable; the next save of it leaves exactly ``X.json`` and ``X.saf
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -24,7 +25,7 @@ from typer.testing import CliRunner
 
 import ann2snn as a2s
 from ann2snn.cli import app
-from ann2snn.errors import CheckpointError
+from ann2snn.errors import CheckpointError, OutputError
 from ann2snn.io import atomic_write_text
 from ann2snn.recovery import keep_previous
 
@@ -219,3 +220,24 @@ def test_a_checkpoint_saved_through_symlinks_loads(tmp_path: Path) -> None:
     assert all((tmp_path / f"ck{s}").is_symlink() for s in (".json", ".safetensors"))
     assert torch.equal(_weights(tmp_path / "ck"), _linear(1).weight)
     assert _files(store) == ["ck.json", "ck.safetensors"]
+
+
+def test_any_output_on_a_full_disk_names_the_file_and_keeps_the_old_content(tiny_tmpfs: Path) -> None:
+    target = tiny_tmpfs / "report.md"
+    target.write_text("old")
+    (tiny_tmpfs / "filler").write_bytes(b"\0" * shutil.disk_usage(tiny_tmpfs).free)
+    with pytest.raises(OutputError, match=r"no space to write .*report\.md \([\d,]+ bytes free there") as info:
+        atomic_write_text(target, "new " * 100_000)
+    assert info.value.errno == errno.ENOSPC
+    assert target.read_text() == "old" and _files(tiny_tmpfs) == ["filler", "report.md"]
+
+
+def test_cli_report_on_a_full_disk_is_one_line(tiny_tmpfs: Path, tmp_path: Path) -> None:
+    model = a2s.prepare(a2s.create_model("cnn", num_classes=10, in_channels=1, image_size=8), a2s.QuantConfig(levels=4))
+    stem = a2s.save_checkpoint(tmp_path / "ck", model, quant=a2s.QuantConfig(levels=4), dataset="digits")
+    (tiny_tmpfs / "filler").write_bytes(b"\0" * shutil.disk_usage(tiny_tmpfs).free)
+    result = CliRunner().invoke(app, ["convert", "-c", str(stem), "--json", str(tiny_tmpfs / "summary.json")])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no space to write" in lines[0] and "summary.json" in lines[0], result.stderr
+    assert _files(tiny_tmpfs) == ["filler"]

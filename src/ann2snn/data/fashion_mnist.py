@@ -15,7 +15,7 @@ import gzip
 import math
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 from torch.utils.data import TensorDataset
@@ -96,7 +96,8 @@ def parse_idx(path: str | Path, magic: int) -> np.ndarray:
 
 
 def _open_idx(path: Path) -> BinaryIO:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    handle = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    return cast(BinaryIO, handle)
 
 
 def _check_header(path: Path, header: bytes, header_size: int, magic: int, ndim: int) -> tuple[tuple[int, ...], int]:

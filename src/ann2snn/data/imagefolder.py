@@ -93,11 +93,11 @@ def load_image(path: str | Path, image_size: int) -> torch.Tensor:
     try:
         with warnings.catch_warnings():  # Pillow warns of large images; _check_pixels refuses them itself
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)  # reads the header only: the size is known before any pixel is decoded
-        with img:
-            w, h = img.size
+            opened = Image.open(path)  # reads the header only: the size is known before any pixel is decoded
+        with opened:
+            w, h = opened.size
             _check_pixels(path, w, h)
-            img = img.convert("RGB")
+            img = opened.convert("RGB")
             scale = image_size / min(w, h)
             new_w, new_h = max(image_size, round(w * scale)), max(image_size, round(h * scale))
             img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
