@@ -132,6 +132,9 @@ def call_checked(fn: Callable[[Tensor], T], x: Tensor, what: str, name: str = "x
         ) from exc
 
 
+_MAX_CONFIG_BYTES = 2**20
+
+
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any], cls: type[T]) -> T:
     """Read a config (``QuantConfig``, ``ConversionConfig``, ``TrainConfig``) from a JSON file or a dict.
 
@@ -148,16 +151,25 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any], cls: type[T]
     else:
         path = Path(source)
         where = str(path)
+        from ann2snn.safeload import MAX_JSON_DEPTH, json_depth_exceeds
+
         try:
+            if path.stat().st_size > _MAX_CONFIG_BYTES:
+                raise ConfigError(f"config file {path} has more than {_MAX_CONFIG_BYTES:,} bytes; not a config file?")
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist; check the path") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        too_deep = f"config file {path} is nested more than {MAX_JSON_DEPTH} levels deep; not a config file?"
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise ConfigError(too_deep) from exc
+        if json_depth_exceeds(data, MAX_JSON_DEPTH):
+            raise ConfigError(too_deep)
     from_dict = getattr(cls, "from_dict", None)
     if from_dict is None:
         raise ConfigError(f"{getattr(cls, '__name__', cls)!r} is not an ann2snn config class")
