@@ -28,6 +28,7 @@ from pathlib import Path
 from ann2snn.errors import CheckpointError
 from ann2snn.export.checkpoint import checkpoint_exists, checkpoint_files
 from ann2snn.export.checkpoint_pair import install_pair, locate_weights
+from ann2snn.io import stale_temps
 from ann2snn.safeload import load_json_file
 
 __all__ = ["keep_previous", "remove_stale_temps", "resume_candidates"]
@@ -80,17 +81,13 @@ def resume_candidates(*stems: str | os.PathLike[str]) -> list[Path]:
 
 
 def remove_stale_temps(folder: str | os.PathLike[str], names: tuple[str, ...]) -> list[Path]:
-    """Delete temporary files ``.<name>.*.tmp`` that a killed writer left in ``folder``; returns them.
+    """Delete temporary files ``.<name>.*.tmp`` that killed writers left in ``folder``; returns them.
 
-    Call only while no other process writes these files (e.g. when a single training run resumes).
+    A temporary file whose writer process still runs is kept (see :func:`ann2snn.io.stale_temps`).
     """
     removed: list[Path] = []
-    base = Path(folder)
-    if not base.is_dir():
-        return removed
-    for name in names:
-        for path in base.glob(f".{name}.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
+    for path in stale_temps(folder, "|".join(re.escape(name) for name in names)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
     return removed
