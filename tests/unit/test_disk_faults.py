@@ -241,3 +241,9 @@ def test_cli_report_on_a_full_disk_is_one_line(tiny_tmpfs: Path, tmp_path: Path)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no space to write" in lines[0] and "summary.json" in lines[0], result.stderr
     assert _files(tiny_tmpfs) == ["filler"]
+
+
+def test_a_checkpoint_whose_name_looks_staged_is_not_debris(tmp_path: Path) -> None:
+    a2s.save_checkpoint(tmp_path / "ck.0123456789abcdef", _linear(0))
+    a2s.save_checkpoint(tmp_path / "ck", _linear(1))
+    assert torch.equal(_weights(tmp_path / "ck.0123456789abcdef"), _linear(0).weight)

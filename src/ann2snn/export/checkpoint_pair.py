@@ -96,7 +96,11 @@ def _remove_leftovers(weights_path: Path, json_path: Path) -> None:
     """Delete staged weights of other saves and temporary files of killed writers of this checkpoint."""
     stem = re.escape(weights_path.stem)
     staged_re = re.compile(rf"{stem}\.[0-9a-f]{{{_HASH_CHARS}}}\.safetensors")
-    debris = [p for p in weights_path.parent.iterdir() if staged_re.fullmatch(p.name)]
+    debris = [
+        p
+        for p in weights_path.parent.iterdir()
+        if staged_re.fullmatch(p.name) and not p.with_suffix(".json").exists()  # else a checkpoint of its own
+    ]
     debris += stale_temps(weights_path.parent, rf"{stem}(\.[0-9a-f]{{{_HASH_CHARS}}})?\.(safetensors|json)")
     for path in debris:
         with contextlib.suppress(FileNotFoundError):
