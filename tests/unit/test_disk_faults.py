@@ -67,8 +67,11 @@ def test_save_over_a_checkpoint_on_a_full_disk_keeps_the_old_one(tiny_tmpfs: Pat
     old = _linear(0, 300)  # ~360 KB of weights: the old pair and a new one do not both fit next to the filler
     a2s.save_checkpoint(tiny_tmpfs / "ck", old)
     (tiny_tmpfs / "filler").write_bytes(b"\0" * (shutil.disk_usage(tiny_tmpfs).free - 100_000))
-    with pytest.raises(CheckpointError, match=r"cannot save checkpoint .*ck: no space left .*previous checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=r"cannot save checkpoint .*ck: no space left .*previous checkpoint"
+    ) as info:
         a2s.save_checkpoint(tiny_tmpfs / "ck", _linear(1, 300))
+    assert ".safetensors" in str(info.value.__cause__)  # the weights step failed
     assert _files(tiny_tmpfs) == ["ck.json", "ck.safetensors", "filler"]
     assert torch.equal(_weights(tiny_tmpfs / "ck", 300), old.weight)
 
@@ -80,8 +83,9 @@ def test_full_disk_at_the_json_step_keeps_the_old_one(tiny_tmpfs: Path) -> None:
     weights_size = (tiny_tmpfs / "ck.safetensors").stat().st_size
     pages = -(-weights_size // 4096) * 4096
     (tiny_tmpfs / "filler").write_bytes(b"\0" * (shutil.disk_usage(tiny_tmpfs).free - pages))
-    with pytest.raises(CheckpointError, match="no space left"):
+    with pytest.raises(CheckpointError, match="no space left") as info:
         a2s.save_checkpoint(tiny_tmpfs / "ck", _linear(1, 100), extra={"note": "x" * 10_000})
+    assert "ck.json" in str(info.value.__cause__)  # the weights fitted: the JSON step failed
     assert _files(tiny_tmpfs) == ["ck.json", "ck.safetensors", "filler"]
     assert torch.equal(_weights(tiny_tmpfs / "ck", 100), old.weight)
 
