@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ann2snn.config import _positive_int
 from ann2snn.errors import ConfigError, InputError
 from ann2snn.evaluate.progress import progress_bar
 from ann2snn.evaluate.report import ConversionReport
+from ann2snn.limits import check_int, check_timesteps
 from ann2snn.simulate.model import SpikingModel
 from ann2snn.simulate.runner import check_input, simulate
 from ann2snn.validation import call_checked, check_labels
@@ -48,11 +48,8 @@ def evaluate(
     """
     if not isinstance(snn, SpikingModel):
         raise ConfigError(f"evaluate expects the SpikingModel returned by ann2snn.convert, got {type(snn).__name__}")
-    ts = sorted({int(t) for t in timesteps})
-    if not ts:
-        raise ConfigError("timesteps must name at least one T, e.g. timesteps=(1, 2, 4, 8)")
-    for t in ts:
-        _positive_int("timesteps", t)
+    ts = check_timesteps(timesteps)
+    check_int("max_batches", max_batches, none_ok=True)
     if mode not in ("auto", "spike", "rate"):
         raise ConfigError(f"mode={mode!r} is not supported; choose 'auto', 'spike' or 'rate'")
     serial = snn.execution == "serial"

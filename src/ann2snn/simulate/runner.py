@@ -7,8 +7,8 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from ann2snn.config import _positive_int
 from ann2snn.errors import ConfigError, InputError
+from ann2snn.limits import check_int
 from ann2snn.simulate.model import SpikingModel
 from ann2snn.validation import call_checked
 
@@ -86,7 +86,7 @@ def simulate(
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r} is not supported; choose 'spike' or 'rate'")
     T = snn.timesteps if timesteps is None else timesteps
-    _positive_int("timesteps", T)
+    check_int("timesteps", T)
     x = check_input(x)
     param = next(snn.parameters(), None)
     if param is not None:

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ann2snn.config import QuantConfig, _positive_int
+from ann2snn.config import QuantConfig
 from ann2snn.errors import Ann2SnnError, CheckpointError, ConfigError, InputError
 from ann2snn.export.checkpoint import load_checkpoint, save_checkpoint
+from ann2snn.limits import check_int
 from ann2snn.recovery import keep_previous, remove_stale_temps, resume_candidates
 from ann2snn.train.config import _RESUME_FIELDS, TrainConfig, TrainResult
 from ann2snn.train.data import _as_dataset, _as_loader, _epoch_permutation
@@ -73,7 +74,7 @@ def train(
     if not isinstance(model, nn.Module):
         raise ConfigError(f"train expects an nn.Module, got {type(model).__name__}")
     if max_steps is not None:
-        _positive_int("max_steps", max_steps)
+        check_int("max_steps", max_steps)
     check_finite_model(model)
     dataset_obj = _as_dataset(train_data, "train_data")
     eval_loader = None if eval_data is None else _as_loader(eval_data, config.batch_size)
