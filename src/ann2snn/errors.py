@@ -39,6 +39,11 @@ class ExportError(Ann2SnnError, ValueError):
     """The model cannot be exported faithfully to the requested format."""
 
 
+class ResourceError(Ann2SnnError, RuntimeError):
+    """A resource the run needs is not there: too little memory for a simulation (the message gives the estimate
+    and how to shrink it), or an output folder another run is writing to (the message names that run)."""
+
+
 __all__ = [
     "Ann2SnnError",
     "CalibrationError",
@@ -47,5 +52,6 @@ __all__ = [
     "DatasetError",
     "ExportError",
     "InputError",
+    "ResourceError",
     "UnsupportedModelError",
 ]

@@ -99,6 +99,35 @@ def _resolve_folder(layout: _Layout, data_dir: str | Path | None) -> Path:
     )
 
 
+def _pixels(raw: np.ndarray, path: Path, layout: _Layout) -> np.ndarray:
+    """``raw`` as uint8 pixels; DatasetError for values a cast would change (NaN, fractions, outside 0..255)."""
+    if raw.dtype == np.uint8:
+        return raw
+    if raw.dtype.kind not in "iuf" or raw.dtype == np.bool_:
+        raise DatasetError(f"{path}: b'data' has dtype {raw.dtype}, expected uint8 pixels; {_how_to_get(layout)}")
+    if raw.size and not (
+        np.isfinite(raw).all() and (raw == np.round(raw)).all() and raw.min() >= 0 and raw.max() <= 255
+    ):
+        raise DatasetError(
+            f"{path}: b'data' holds values that are not whole numbers in 0..255 (NaN, Inf, fractions or out of "
+            f"range), so it is not a {layout.name} batch; {_how_to_get(layout)}"
+        )
+    return raw.astype(np.uint8)
+
+
+def _labels(raw: np.ndarray, path: Path, layout: _Layout) -> np.ndarray:
+    """``raw`` as int64 class indices; DatasetError for non-integers (a label 0.7 must not become class 0)."""
+    if raw.dtype.kind in "iu":
+        return raw.astype(np.int64)
+    if raw.dtype.kind == "f" and raw.size and np.isfinite(raw).all() and (raw == np.round(raw)).all():
+        return raw.astype(np.int64)
+    raise DatasetError(
+        f"{path}: {layout.label_key!r} must hold integer class indices, got dtype {raw.dtype}"
+        + (" with non-integer values" if raw.dtype.kind == "f" else "")
+        + f"; {_how_to_get(layout)}"
+    )
+
+
 def _read_batch(layout: _Layout, path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DatasetError(f"{layout.name} file {path} is missing; {_how_to_get(layout)}")
@@ -115,8 +144,8 @@ def _read_batch(layout: _Layout, path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path} is not a {layout.name} batch (expected a dict with b'data' and {layout.label_key!r}); "
             f"{_how_to_get(layout)}"
         )
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[layout.label_key], dtype=np.int64)
+    data = _pixels(np.asarray(batch[b"data"]), path, layout)
+    labels = _labels(np.asarray(batch[layout.label_key]), path, layout)
     if data.ndim != 2 or data.shape[1] != 3 * IMAGE_SIZE * IMAGE_SIZE or data.shape[0] != labels.shape[0]:
         raise DatasetError(
             f"{path} holds data of shape {data.shape} and {labels.shape[0]} labels, expected [N, 3072] and N "

@@ -25,6 +25,22 @@ def _batches(loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
         yield batch[0], batch[1]
 
 
+def _check_outputs(out: Tensor, y: Tensor, what: str, batch: int) -> int:
+    """The number of classes K of ``what``'s outputs ``[B, K]``; InputError if a label of ``y`` is not below K."""
+    if out.dim() != 2 or out.shape[0] != y.shape[0]:
+        raise InputError(
+            f"{what} returned outputs of shape {tuple(out.shape)} for batch {batch} of {y.shape[0]} samples; "
+            "evaluate needs class scores [B, K]"
+        )
+    classes = int(out.shape[-1])
+    if y.numel() and int(y.max()) >= classes:
+        raise InputError(
+            f"batch {batch} labels contain class index {int(y.max())} but {what} has only {classes} outputs "
+            f"(classes 0..{classes - 1}); evaluate on the dataset the model was trained for"
+        )
+    return classes
+
+
 def _device_of(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -75,13 +91,21 @@ def evaluate(
             x = check_input(x, f"batch {i} inputs").to(device)
             y = check_labels(y, x.shape[0], None, f"batch {i} labels").to(device)
             total += y.numel()
+            ann_classes = None
             if ann is not None:
                 with torch.no_grad():
                     logits = call_checked(ann, x.to(_device_of(ann)), "the ANN", f"batch {i} inputs")
+                    ann_classes = _check_outputs(logits, y, "the ANN", i)
                     correct_ann += int((logits.argmax(-1).to(device) == y).sum())
             runs = [(t_max, None)] if serial else [(t, k) for k, t in enumerate(ts)]
             for t, k in runs:
                 res = simulate(snn, x, t, mode=sim_mode)
+                snn_classes = _check_outputs(res.mean_output, y, "the SNN", i)
+                if ann_classes is not None and snn_classes != ann_classes:
+                    raise ConfigError(
+                        f"the ANN has {ann_classes} outputs but the SNN has {snn_classes}: evaluate an SNN together "
+                        "with the ANN it was converted from (or pass ann=None)"
+                    )
                 if serial:
                     assert res.outputs is not None
                     prefix_mean = res.outputs.cumsum(0) / torch.arange(

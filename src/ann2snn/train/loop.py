@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -22,6 +23,7 @@ from ann2snn.recovery import keep_previous, remove_stale_temps, resume_candidate
 from ann2snn.train.config import _RESUME_FIELDS, TrainConfig, TrainResult
 from ann2snn.train.data import _as_dataset, _as_loader, _epoch_permutation
 from ann2snn.train.distributed import _Dist, _init_distributed
+from ann2snn.train.lock import out_dir_lock
 from ann2snn.train.progress import _Reporter
 from ann2snn.validation import call_checked, check_finite_model, check_labels
 
@@ -66,7 +68,8 @@ def train(
 
     Raises:
         ConfigError: Invalid settings. InputError: Empty data. CheckpointError: A ``last`` checkpoint that does
-        not fit. Ann2SnnError: The loss became NaN/Inf.
+        not fit. ResourceError: Another run is training into ``out_dir`` (the message names its pid, host and
+        start time). Ann2SnnError: The loss became NaN/Inf.
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -79,11 +82,13 @@ def train(
     dataset_obj = _as_dataset(train_data, "train_data")
     eval_loader = None if eval_data is None else _as_loader(eval_data, config.batch_size)
     dist_ctx, device = _init_distributed(config.device)
+    locked = out_dir is not None and dist_ctx.is_main  # one run per out_dir (see ann2snn.train.lock)
     try:
-        loop = _Loop(model, dataset_obj, config, dist_ctx, device, out_dir, eval_loader, progress, quant, dataset)
-        rng_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices):
-            return loop.run(resume=resume, max_steps=max_steps)
+        with out_dir_lock(out_dir) if locked else contextlib.nullcontext():  # type: ignore[arg-type]
+            loop = _Loop(model, dataset_obj, config, dist_ctx, device, out_dir, eval_loader, progress, quant, dataset)
+            rng_devices = [device.index or 0] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=rng_devices):
+                return loop.run(resume=resume, max_steps=max_steps)
     finally:
         dist_ctx.close()
 
