@@ -95,7 +95,7 @@ def check_int(name: str, value: Any, *, key: str | None = None, none_ok: bool = 
     if value is None and none_ok:
         return value
     low, high, _ = INT_RANGES[key or name]
-    shown = f"{name}{' ' if name.startswith('-') else '='}{_show(value)}"  # "--seed 5" / "seed=5"
+    shown = f"{name}={_show(value)}"  # "seed=5", "--seed=5"
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{shown} must be an integer in {describe_range(key or name)}")
     if not low <= value <= high:

@@ -134,6 +134,21 @@ def _snn_correct(snn: SpikingModel, x: Tensor, y: Tensor, ts: list[int], sim_mod
     return [int((simulate(snn, x, t, mode=sim_mode, record=False).mean_output.argmax(-1) == y).sum()) for t in ts]
 
 
+def _num_classes(ann: nn.Module | None, snn: SpikingModel | None, x: Tensor) -> int:
+    """Outputs K of the evaluated models on one sample of ``x``; ConfigError if the ANN and the SNN differ."""
+    counts = []
+    if ann is not None:
+        with torch.no_grad():
+            counts.append(int(ann(x[:1].to(_device_of(ann))).shape[-1]))
+    if snn is not None:
+        counts.append(snn.sample_sizes(x[:1].to(_device_of(snn)))[2])
+    if len(set(counts)) > 1:
+        raise ConfigError(
+            f"the ANN has {counts[0]} outputs but the SNN has {counts[1]}: pass the ANN the SNN was converted from"
+        )
+    return counts[0]
+
+
 def _batches(loader: Iterable[Any]) -> Iterator[tuple[Tensor, Tensor]]:
     for i, batch in enumerate(loader):
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
@@ -207,13 +222,16 @@ def evaluate_robustness(
     for m, _ in was_training:
         m.eval()
     ctx = rate_gradients(snn) if (needs_grad and source == "snn" and snn is not None) else contextlib.nullcontext()
+    classes: int | None = None
     try:
         with ctx as snn_grad:
             for i, (x, y) in enumerate(progress_bar(_batches(loader), "robustness", enabled=progress)):
                 if max_batches is not None and i >= max_batches:
                     break
                 x = check_input(x, f"batch {i} inputs")
-                y = check_labels(y, x.shape[0], None, f"batch {i} labels")
+                if classes is None:  # the model's outputs K, once: labels must be below it
+                    classes = _num_classes(ann, snn, x)
+                y = check_labels(y, x.shape[0], classes, f"batch {i} labels")
                 total += y.numel()
                 for j, attack in enumerate(attack_list):
                     name = "clean" if attack is CLEAN else attack.name

@@ -24,10 +24,11 @@ POOLS = ("avg", "max")
 
 def check_positive(name: str, value: Any) -> int:
     """Raise ConfigError unless ``value`` is a positive int (in its range if :data:`ann2snn.limits.INT_RANGES` has
-    one: ``num_classes`` 1..1000000, ``in_channels`` 1..65536, ``image_size`` 1..16384; widths up to 65536)."""
+    one: ``num_classes`` 1..1000000, ``in_channels`` 1..65536, ``image_size`` 1..16384)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer")
-    check_int(name, value, key=name if name in INT_RANGES else "in_channels")
+    if name in INT_RANGES:
+        check_int(name, value)
     return value
 
 

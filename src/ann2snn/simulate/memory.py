@@ -149,6 +149,7 @@ def plan(
     Args:
         free: Free bytes (default: :func:`available_bytes` of ``device``); ``None`` there disables the guard.
     """
+
     def need(c: int) -> int:
         return spike_bytes(timesteps, batch, c, widest, total, classes, itemsize, parallel)
 

@@ -123,7 +123,7 @@ class _Loop:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.running = self._zero_running()
         self._opt_state: dict[str, Any] | None = None
-        self._batch_checked = False
+        self._classes: int | None = None
 
     # --- state -----------------------------------------------------------------------------------------
     def _zero_running(self) -> dict[str, Any]:
@@ -270,15 +270,17 @@ class _Loop:
         self.reporter.start_epoch(self.epoch, spe, start)
         net.train()
         for x, y in loader:
+            if self._classes is not None:  # every batch, on the CPU before the copy: labels below the outputs K
+                check_labels(y, x.shape[0], self._classes, "train_data labels")
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             lr = self._lr(self.global_step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
             logits = call_checked(net, x, "the model", "train_data inputs")
-            if not self._batch_checked:  # once per run: labels vs the model's outputs
-                check_labels(y, x.shape[0], logits.shape[-1] if logits.dim() == 2 else None, "train_data labels")
-                self._batch_checked = True
+            if self._classes is None:  # the first batch: learn K from the model's outputs
+                self._classes = int(logits.shape[-1]) if logits.dim() == 2 else None
+                check_labels(y, x.shape[0], self._classes, "train_data labels")
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             loss.backward()
             self.optimizer.step()
