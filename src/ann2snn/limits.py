@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from ann2snn.errors import ConfigError
@@ -26,6 +27,7 @@ __all__ = [
     "FLOAT32_SAFE",
     "INT_RANGES",
     "MAX_SEED",
+    "as_int",
     "check_float32",
     "check_int",
     "check_timesteps",
@@ -103,6 +105,19 @@ def check_int(name: str, value: Any, *, key: str | None = None, none_ok: bool = 
     return value
 
 
+def as_int(name: str, value: Any, *, key: str | None = None) -> int:
+    """Like :func:`check_int`, but also accepts other integer types (``numpy.int64``, ...) and returns a Python int.
+
+    Floats are still refused: ``2.5`` must not silently become 2.
+    """
+    if not isinstance(value, bool):
+        try:
+            value = operator.index(value)
+        except TypeError:
+            pass
+    return check_int(name, value, key=key)  # type: ignore[no-any-return]
+
+
 def check_float32(name: str, value: Any, *, positive: bool = False, minimum: float = 1e-6) -> None:
     """Raise ConfigError unless ``value`` is a finite real with ``|value| <= FLOAT32_SAFE`` (and, with ``positive``,
     ``value >= minimum``, so that it neither overflows nor underflows to 0 as a float32 tensor)."""
@@ -129,6 +144,4 @@ def check_timesteps(timesteps: Any, name: str = "timesteps") -> list[int]:
     values = list(timesteps)
     if not values:
         raise ConfigError(f"{name} must name at least one T, e.g. {name}=(1, 2, 4, 8)")
-    for t in values:
-        check_int(name, t, key="timesteps")
-    return sorted(set(values))
+    return sorted({as_int(name, t, key="timesteps") for t in values})

@@ -225,8 +225,18 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[Exception], tuple[str, ..
     ),
     ("model classes 10**9", lambda t: a2s.create_model("cnn", num_classes=10**9), ConfigError, ("num_classes",)),
     ("simulate T 10**7", lambda t: a2s.simulate(*_snn_x(), 10**7), ConfigError, ("timesteps",)),
-    ("simulate T 2.5", lambda t: a2s.simulate(*_snn_x(), 2.5), ConfigError, ("timesteps", "integer")),  # type: ignore[arg-type]
-    ("evaluate T 2.5 not truncated", lambda t: a2s.evaluate(None, _snn(), _data(), (2.5,)), ConfigError, ("2.5",)),
+    (
+        "simulate T 2.5",
+        lambda t: a2s.simulate(*_snn_x(), 2.5),  # type: ignore[arg-type]
+        ConfigError,
+        ("timesteps", "integer"),
+    ),
+    (
+        "evaluate T 2.5 not truncated",
+        lambda t: a2s.evaluate(None, _snn(), _data(), (2.5,)),  # type: ignore[arg-type]
+        ConfigError,
+        ("2.5",),
+    ),
     (
         "evaluate max_batches 0",
         lambda t: a2s.evaluate(None, _snn(), _data(), (1,), max_batches=0),
