@@ -562,6 +562,7 @@ def test_cli_help_shows_ranges() -> None:
     assert "[1..65536]" in result.stdout and "[0..2**63-1]" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="POSIX signals")
 def test_sigint_during_train_says_how_to_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
