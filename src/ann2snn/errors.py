@@ -43,6 +43,11 @@ class OutputError(Ann2SnnError, OSError):
     """An output path ann2snn will not write: a directory, FIFO, socket or device instead of a regular file."""
 
 
+class ResourceError(Ann2SnnError, RuntimeError):
+    """A resource the run needs is not there: too little memory for a simulation (the message gives the estimate
+    and how to shrink it), or an output folder another run is writing to (the message names that run)."""
+
+
 __all__ = [
     "Ann2SnnError",
     "CalibrationError",
@@ -52,5 +57,6 @@ __all__ = [
     "ExportError",
     "InputError",
     "OutputError",
+    "ResourceError",
     "UnsupportedModelError",
 ]

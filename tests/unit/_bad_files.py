@@ -28,6 +28,8 @@ def snapshot(root: Path) -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
+        if path.name == ".lock":  # train's out-dir lock file: rewritten by every run, holds no data
+            continue
         mode = path.lstat().st_mode
         if stat.S_ISLNK(mode):
             found[rel] = ("link", os.readlink(path))

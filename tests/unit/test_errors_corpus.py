@@ -337,7 +337,7 @@ CLI_CASES: list[tuple[str, Callable[[Path, Path], list[str]], tuple[str, ...]]] 
     ("bad dataset", lambda t, c: ["train", "-d", "mnist", "-o", str(t)], ("mnist",)),
     ("bad model", lambda t, c: ["train", "-m", "nope", "-o", str(t)], ("nope",)),
     ("epochs=0", lambda t, c: ["train", "-e", "0", "-o", str(t)], ("epochs=0",)),
-    ("checkpoint-every=0", lambda t, c: ["train", "--checkpoint-every", "0", "-o", str(t)], ("checkpoint_every=0",)),
+    ("checkpoint-every=0", lambda t, c: ["train", "--checkpoint-every", "0", "-o", str(t)], ("checkpoint-every=0",)),
     ("bad device", lambda t, c: ["train", "--device", "tpu", "-o", str(t)], ("device='tpu'",)),
     (
         "missing dataset files",

@@ -212,7 +212,9 @@ def _cli_idx(tmp: Path) -> list[str]:
 
 def _cli_cifar(tmp: Path) -> list[str]:
     cifar({b"data": shared_lists(60), b"labels": shared_lists(60)})(tmp)
-    return ["evaluate", "-c", str(saved(tmp)), "-d", "cifar10", "--data-dir", str(tmp), "-q"]
+    model = a2s.create_model("cnn", num_classes=10, in_channels=3, image_size=32, seed=0)
+    stem = a2s.save_checkpoint(tmp / "ck", model, dataset="cifar10")  # a model the CIFAR data fits
+    return ["evaluate", "-c", str(stem), "-d", "cifar10", "--data-dir", str(tmp), "-q"]
 
 
 def _cli_json_fifo(tmp: Path) -> list[str]:

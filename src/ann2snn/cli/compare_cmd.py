@@ -48,7 +48,7 @@ def compare_command(
     name = dataset or ckpt.meta.get("dataset") or "digits"
     needs_data = ckpt.quant is None or any(parse_method(n, presteps)[1].get("calibration") for n in names)
     test, calib = test_and_calibration_loaders(
-        name, data_dir, limit, batch_size, calibration_batches if needs_data else 0
+        name, data_dir, limit, batch_size, calibration_batches if needs_data else 0, model=ckpt.model
     )
     report = compare(ckpt.model, test, names, ts, presteps=presteps, calibration_data=calib or None, progress=not quiet)
     by_latency = report.by_latency()

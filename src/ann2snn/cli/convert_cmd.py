@@ -59,7 +59,7 @@ def convert_command(
     calib = None
     if ckpt.quant is None or threshold_mode != "auto" or calibration is not None:
         name = dataset or ckpt.meta.get("dataset") or "digits"
-        _, calib = test_and_calibration_loaders(name, data_dir, None, 128, calibration_batches)
+        _, calib = test_and_calibration_loaders(name, data_dir, None, 128, calibration_batches, model=ckpt.model)
     snn = convert(ckpt.model, config, calibration_data=calib)
     typer.echo(snn.summary())
     if json_path is not None:

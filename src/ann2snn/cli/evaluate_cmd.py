@@ -41,7 +41,7 @@ def evaluate_command(
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location=dev)
     name = dataset or ckpt.meta.get("dataset") or "digits"
-    test, calib = test_and_calibration_loaders(name, data_dir, limit, batch_size, calibration_batches)
+    test, calib = test_and_calibration_loaders(name, data_dir, limit, batch_size, calibration_batches, model=ckpt.model)
     config = ConversionConfig(method=method, timesteps=max(ts), neuron=neuron, leak=leak, threshold_mode=threshold_mode)
     needs_data = ckpt.quant is None or threshold_mode != "auto"
     snn = convert(ckpt.model, config, calibration_data=calib if needs_data else None)

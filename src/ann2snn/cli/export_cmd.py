@@ -60,7 +60,7 @@ def export_command(
     name = dataset or ckpt.meta.get("dataset") or "digits"
     calib = None
     if ckpt.quant is None or threshold_mode != "auto":
-        _, calib = test_and_calibration_loaders(name, data_dir, None, 128, calibration_batches)
+        _, calib = test_and_calibration_loaders(name, data_dir, None, 128, calibration_batches, model=ckpt.model)
     snn = convert(ckpt.model, config, calibration_data=calib).cpu()
     info = dataset_info(name, data_dir)
     shape = (info.in_channels, info.image_size, info.image_size)

@@ -61,7 +61,7 @@ def robustness_command(
     name = dataset or ckpt.meta.get("dataset") or "digits"
     needs_data = quant is None
     test, calib = test_and_calibration_loaders(
-        name, data_dir, limit, batch_size, calibration_batches if needs_data else 0
+        name, data_dir, limit, batch_size, calibration_batches if needs_data else 0, model=ckpt.model
     )
     snn = convert(ckpt.model, config, calibration_data=calib if needs_data else None)
     result = evaluate_robustness(

@@ -6,11 +6,24 @@ from pathlib import Path
 
 import typer
 
-from ann2snn.cli.app import app
+from ann2snn.cli.app import Interrupted, app
 from ann2snn.config import ACTIVATIONS
 from ann2snn.errors import ConfigError
 
 ACTIVATION_CHOICES = ("relu", *ACTIVATIONS)
+
+
+def _resume_hint(out: Path) -> str:
+    """What a Ctrl-C during training leaves in ``out`` and how to continue."""
+    from ann2snn.export.checkpoint import checkpoint_exists
+    from ann2snn.train.loop import LAST, PREVIOUS
+
+    if checkpoint_exists(out / LAST) or checkpoint_exists(out / PREVIOUS):
+        return (
+            f"training stopped; {out / LAST} holds the last checkpoint (epoch ends and every --checkpoint-every "
+            "steps): run the same command with --resume to continue; on CPU it ends bit-for-bit as an uninterrupted run"
+        )
+    return f"training stopped before its first checkpoint in {out}; run the same command again to start over"
 
 
 @app.command("train")
@@ -59,16 +72,19 @@ def train_command(
     )
     if quant is not None:
         net = prepare(net, quant)
-    result = train(
-        net,
-        train_data,
-        config,
-        out_dir=out,
-        eval_data=eval_data,
-        progress=not quiet,
-        resume=resume,
-        quant=quant,
-        dataset=dataset,
-    )
+    try:
+        result = train(
+            net,
+            train_data,
+            config,
+            out_dir=out,
+            eval_data=eval_data,
+            progress=not quiet,
+            resume=resume,
+            quant=quant,
+            dataset=dataset,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(_resume_hint(out)) from None
     accuracy = "n/a" if result.eval_acc is None else f"{result.eval_acc:.2%}"
     typer.echo(f"trained {model} on {dataset} ({activation}): eval accuracy {accuracy}; checkpoint {result.checkpoint}")

@@ -57,10 +57,16 @@ def _classes(root: Path) -> tuple[str, ...]:
     folder = _split_folder(root, "train") or _split_folder(root, "test")
     if folder is None:
         raise DatasetError(f"{root} has none of the split folders train/, val/, test/; {HOW_TO_GET}")
-    classes = tuple(p.name for p in _class_dirs(folder))
-    if not classes:
+    dirs = _class_dirs(folder)
+    if not dirs:
         raise DatasetError(f"{folder} has no class sub-folders; {HOW_TO_GET}")
-    return classes
+    for class_dir in dirs:  # an empty folder would silently become a class no sample ever has
+        if not any(p.is_file() and p.suffix.lower() in EXTENSIONS for p in class_dir.iterdir()):
+            raise DatasetError(
+                f"class folder {class_dir} holds no .png/.jpg/.jpeg images, so it would become an extra class "
+                "that no sample has; add its images or remove the folder"
+            )
+    return tuple(p.name for p in dirs)
 
 
 def _check_size(image_size: int | None) -> int:

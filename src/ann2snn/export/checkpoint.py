@@ -39,7 +39,7 @@ from safetensors.torch import save as save_tensors_to_bytes
 from torch import nn
 
 from ann2snn.config import QuantConfig
-from ann2snn.errors import Ann2SnnError, CheckpointError
+from ann2snn.errors import Ann2SnnError, CheckpointError, ConfigError
 from ann2snn.export.checkpoint_format import (
     FORMAT,
     FORMAT_VERSION,
@@ -214,6 +214,22 @@ def _resolve_model_identity(
 
 
 # ---------------------------------------------------------------------------------------------------- loading
+def _check_map_location(map_location: Any) -> torch.device:
+    """The device to load onto, or a ConfigError naming ``map_location`` (not the file) if it cannot be used."""
+    from ann2snn.train.distributed import resolve_device  # lazy: ann2snn.train imports this module
+
+    if not isinstance(map_location, (str, torch.device)):
+        raise ConfigError(
+            f"map_location={map_location!r} must be a device name such as 'cpu', 'cuda' or 'cuda:1' (or 'auto')"
+        )
+    try:
+        return resolve_device(map_location)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"load_checkpoint(map_location={str(map_location)!r}): {exc}; the checkpoint itself was not read"
+        ) from None
+
+
 def load_checkpoint(
     path: PathLike,
     map_location: str | torch.device = "cpu",
@@ -224,7 +240,8 @@ def load_checkpoint(
 
     Args:
         path: The checkpoint stem (or either of its two files, or a directory holding ``checkpoint.*``).
-        map_location: Device for the weights and the returned model.
+        map_location: Device for the weights and the returned model (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``;
+            an unavailable device is a ConfigError naming ``map_location``).
         model: Optional module of exactly the saved architecture (already prepared if the checkpoint is
             quantized); a copy of it receives the weights. Without it the model is rebuilt with
             :func:`ann2snn.models.create_model` (and :func:`ann2snn.prepare` when ``quant`` is set).
@@ -236,6 +253,7 @@ def load_checkpoint(
         CheckpointError: Missing, truncated or corrupt files, invalid metadata, or weights that do not fit the
             architecture (the message names the file and the problem).
     """
+    map_location = _check_map_location(map_location)
     weights_path, json_path = checkpoint_files(path)
     meta = _read_meta(weights_path, json_path)
     raw = _read_weights(weights_path, meta, map_location)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -14,13 +15,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ann2snn.config import QuantConfig, _positive_int
+from ann2snn.config import QuantConfig
 from ann2snn.errors import Ann2SnnError, CheckpointError, ConfigError, InputError
 from ann2snn.export.checkpoint import load_checkpoint, save_checkpoint
+from ann2snn.limits import check_int
 from ann2snn.recovery import keep_previous, remove_stale_temps, resume_candidates
 from ann2snn.train.config import _RESUME_FIELDS, TrainConfig, TrainResult
 from ann2snn.train.data import _as_dataset, _as_loader, _epoch_permutation
 from ann2snn.train.distributed import _Dist, _init_distributed
+from ann2snn.train.lock import out_dir_lock
 from ann2snn.train.progress import _Reporter
 from ann2snn.train.resume_state import check_loaded_optimizer, check_resume_state
 from ann2snn.validation import call_checked, check_finite_model, check_labels
@@ -66,7 +69,8 @@ def train(
 
     Raises:
         ConfigError: Invalid settings. InputError: Empty data. CheckpointError: A ``last`` checkpoint that does
-        not fit. Ann2SnnError: The loss became NaN/Inf.
+        not fit. ResourceError: Another run is training into ``out_dir`` (the message names its pid, host and
+        start time). Ann2SnnError: The loss became NaN/Inf.
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -74,16 +78,18 @@ def train(
     if not isinstance(model, nn.Module):
         raise ConfigError(f"train expects an nn.Module, got {type(model).__name__}")
     if max_steps is not None:
-        _positive_int("max_steps", max_steps)
+        check_int("max_steps", max_steps)
     check_finite_model(model)
     dataset_obj = _as_dataset(train_data, "train_data")
     eval_loader = None if eval_data is None else _as_loader(eval_data, config.batch_size)
     dist_ctx, device = _init_distributed(config.device)
+    locked = out_dir is not None and dist_ctx.is_main  # one run per out_dir (see ann2snn.train.lock)
     try:
-        loop = _Loop(model, dataset_obj, config, dist_ctx, device, out_dir, eval_loader, progress, quant, dataset)
-        rng_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices):
-            return loop.run(resume=resume, max_steps=max_steps)
+        with out_dir_lock(out_dir) if locked else contextlib.nullcontext():  # type: ignore[arg-type]
+            loop = _Loop(model, dataset_obj, config, dist_ctx, device, out_dir, eval_loader, progress, quant, dataset)
+            rng_devices = [device.index or 0] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=rng_devices):
+                return loop.run(resume=resume, max_steps=max_steps)
     finally:
         dist_ctx.close()
 
@@ -119,7 +125,7 @@ class _Loop:
         self.running = self._zero_running()
         self._opt_state: dict[str, Any] | None = None
         self._resumed_from = ""
-        self._batch_checked = False
+        self._classes: int | None = None
 
     # --- state -----------------------------------------------------------------------------------------
     def _zero_running(self) -> dict[str, Any]:
@@ -285,15 +291,17 @@ class _Loop:
         self.reporter.start_epoch(self.epoch, spe, start)
         net.train()
         for x, y in loader:
+            if self._classes is not None:  # every batch, on the CPU before the copy: labels below the outputs K
+                check_labels(y, x.shape[0], self._classes, "train_data labels")
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             lr = self._lr(self.global_step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
             logits = call_checked(net, x, "the model", "train_data inputs")
-            if not self._batch_checked:  # once per run: labels vs the model's outputs
-                check_labels(y, x.shape[0], logits.shape[-1] if logits.dim() == 2 else None, "train_data labels")
-                self._batch_checked = True
+            if self._classes is None:  # the first batch: learn K from the model's outputs
+                self._classes = int(logits.shape[-1]) if logits.dim() == 2 else None
+                check_labels(y, x.shape[0], self._classes, "train_data labels")
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             loss.backward()
             self.optimizer.step()
