@@ -39,9 +39,14 @@ class ExportError(Ann2SnnError, ValueError):
     """The model cannot be exported faithfully to the requested format."""
 
 
+class CalibrationWarning(UserWarning):
+    """Calibration ran, but on too little data for what it fits; the message says what was done instead."""
+
+
 __all__ = [
     "Ann2SnnError",
     "CalibrationError",
+    "CalibrationWarning",
     "CheckpointError",
     "ConfigError",
     "DatasetError",

@@ -139,6 +139,16 @@ class GramPair:
         image, position = picks // positions, picks % positions
         return cs[image, :, position], ca[image, :, position]
 
+    @property
+    def rows(self) -> int:
+        """Rows (images × output positions) in the fitted part so far."""
+        return int(self.fit["ss"][-1, -1]) if "ss" in self.fit else 0  # Σ 1·1 over the ones column
+
+    @property
+    def parameters(self) -> int:
+        """Parameters per output channel: the input features and the bias."""
+        return int(augmented_weight(self.module).shape[1])
+
     def solve(self) -> tuple[Tensor | None, float | None]:
         """The refit ``[W', b']`` and its λ, or ``(None, None)`` where keeping the ANN's weights is best."""
         if not self.differs or "ss" not in self.fit:
