@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 import warnings
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -146,11 +148,12 @@ def calibrate_da_(
         m.amplitude_correction = torch.zeros((), dtype=theta.dtype, device=theta.device)
     lockstep = Lockstep(reference, snn.net, sites)
     notes = _Notes()
-    if estimator == "ema" and len(batches) < 1 / (1 - ema_alpha):
+    needed = math.ceil(round(1 / (1 - ema_alpha), 6)) if ema_alpha < 1 else math.inf  # the EMA's memory
+    if estimator == "ema" and len(batches) < needed:
         notes.warn(
             f"DA calibration: the EMA (alpha={ema_alpha:g}) starts from 0 and after {len(batches)} batch(es) holds "
-            f"only {1 - ema_alpha ** len(batches):.0%} of the gap it estimates (it needs about "
-            f"{math.ceil(1 / (1 - ema_alpha))}); use estimator='mean' or 'match', or more batches"
+            f"only {1 - ema_alpha ** len(batches):.0%} of the gap it estimates (it needs about {needed}); use "
+            "estimator='mean' or 'match', or more batches"
         )
     start = time.perf_counter()
     if estimator == "match":
@@ -377,7 +380,11 @@ class _Notes:
     def warn(self, message: str) -> None:
         """A :class:`~ann2snn.errors.CalibrationWarning` now, and a line of the SNN's log later."""
         self.warnings.append(message)
-        warnings.warn(message, CalibrationWarning, stacklevel=4)
+        package = str(Path(__file__).resolve().parents[1])
+        frame, level = sys._getframe(0), 1  # point the warning at the first caller outside ann2snn
+        while frame.f_back is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+            frame, level = frame.f_back, level + 1
+        warnings.warn(message, CalibrationWarning, stacklevel=level)
 
 
 def _tensor(value: object) -> Tensor:
