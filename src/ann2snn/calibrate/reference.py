@@ -96,9 +96,9 @@ class Lockstep:
     def step(self, node: fx.Node, x: Tensor, env_ref: dict[str, Any], env_cal: dict[str, Any], site_fn: SiteFn) -> None:
         """Run one (non-output) node in both branches: ``env_*[node.name]`` from the values of its inputs there."""
         with torch.no_grad():
-            args_r = fx.node.map_arg(node.args, lambda n: env_ref[n.name])
+            args_r: Any = fx.node.map_arg(node.args, lambda n: env_ref[n.name])
             kwargs_r = fx.node.map_arg(node.kwargs, lambda n: env_ref[n.name])
-            args_c = fx.node.map_arg(node.args, lambda n: env_cal[n.name])
+            args_c: Any = fx.node.map_arg(node.args, lambda n: env_cal[n.name])
             kwargs_c = fx.node.map_arg(node.kwargs, lambda n: env_cal[n.name])
             if node.op == "placeholder":
                 env_ref[node.name] = env_cal[node.name] = x
