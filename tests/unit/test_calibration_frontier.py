@@ -244,3 +244,54 @@ def test_the_ema_warns_when_it_has_too_few_batches_to_leave_zero() -> None:
         warnings.simplefilter("error", CalibrationWarning)
         calibrate_da(snn, ann, data * 3, estimator="ema", ema_alpha=0.9, progress=False, max_batches=None)
         calibrate_da(snn, ann, data, estimator="mean", progress=False)
+
+
+def _direct_match_mse(z, ref, target, theta, T, scales, grid=32):
+    """match_output_mse written out sample-wise (every candidate evaluated on every sample)."""
+
+    def evaluate(th, psi):
+        level = torch.clamp(torch.floor((z + psi[:, None]) * T / th[:, None] + 0.5), 0, T)
+        mean_level = level.mean(1)
+        exact = torch.where(mean_level > 0, target * T / mean_level.clamp_min(1e-300), th)
+        amp = torch.minimum(torch.maximum(exact, 0 * th), 2 * th)
+        err = (level * (amp / T)[:, None] - ref).pow(2).mean(1)
+        ok = (amp == exact) & ((mean_level > 0) | (target == 0))
+        return torch.where(ok, err, torch.full_like(err, float("inf"))), amp
+
+    best = (torch.full_like(theta, float("inf")), theta.clone(), torch.zeros_like(theta))
+    for s in scales:
+        for f in torch.linspace(-0.5, 0.5, grid + 1, dtype=z.dtype):
+            err, _ = evaluate(theta * s, theta * s * f)
+            better = err < best[0]
+            best = tuple(
+                torch.where(better, new, old) for new, old in zip((err, theta * s, theta * s * f), best, strict=True)
+            )
+    for f in torch.linspace(-1, 1, 17, dtype=z.dtype):
+        psi = best[2] + f * (best[1] / grid)
+        err, _ = evaluate(best[1], psi)
+        better = err < best[0]
+        best = (torch.where(better, err, best[0]), best[1], torch.where(better, psi, best[2]))
+    return best[1], best[2], evaluate(best[1], best[2])[1] - best[1], evaluate
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 5), st.integers(1, 400), st.integers(0, 2**31 - 1))
+def test_match_output_mse_by_binary_search_is_the_sample_wise_search(T: int, channels: int, n: int, seed: int) -> None:
+    from ann2snn.calibrate.da import THRESHOLD_SCALES
+    from ann2snn.calibrate.estimators import match_output_mse
+
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(channels, n, generator=g, dtype=torch.float64) * 0.7 + 0.1
+    z[:, : n // 4] = z[:, :1]  # repeated values: flat stretches and ties
+    ref = torch.relu(z + 0.1 * torch.randn(channels, n, generator=g, dtype=torch.float64)).clamp(max=1.0)
+    theta = torch.rand(channels, generator=g, dtype=torch.float64) + 0.3
+    target = ref.mean(1)
+    got = match_output_mse(z, ref, target, theta, T, scales=THRESHOLD_SCALES)
+    *want, evaluate = _direct_match_mse(z, ref, target, theta, T, THRESHOLD_SCALES)
+    for c in range(channels):
+        if all(bool(g_[c] == w[c]) for g_, w in zip(got, want, strict=True)):
+            continue
+        # only a near-tie may go either way (the errors are summed differently): both choices are equally good
+        err_got = float(evaluate(got[0][c : c + 1].expand(channels), got[1][c : c + 1].expand(channels))[0][c])
+        err_want = float(evaluate(want[0][c : c + 1].expand(channels), want[1][c : c + 1].expand(channels))[0][c])
+        assert err_got == pytest.approx(err_want, rel=1e-9, abs=1e-15), (c, got, want)

@@ -168,6 +168,7 @@ def calibrate_da_(
         f"DA calibration ({estimator}{f', alpha={ema_alpha:g}' if estimator == 'ema' else ''}"
         f"{f', objective={objective}' if estimator == 'match' else ''}{', weight refit' if refit else ''}) of "
         f"{len(sites)} site(s) at T={T} on {len(batches)} batch(es) in {seconds:.2f} s; per-channel ψ_DA and φ_DA"
+        + (f"; frontier peak {notes.frontier_bytes / 2**20:.1f} MiB" if estimator == "match" else "")
     )
     if refit:
         snn.log.append("weight refit: " + ("; ".join(notes.refit) or "no Conv2d/Linear layer is fed by spikes"))
