@@ -5,7 +5,9 @@ on CUDA) is its own. Models: ``create_model(name, num_classes=10, in_channels=1,
 random weights and randomised BN statistics (cost does not depend on training); calibration data: Fashion-MNIST
 training images padded to 32×32. The SNN is the parallel conversion at T = 4 with per-channel 99.9% thresholds.
 
-Columns: calibration seconds; seconds per stage (site or refit layer) and per site; ANN-forward equivalents
+Columns: calibration seconds (on the CPU the process's CPU time, one thread, so that other load on a shared
+machine does not count; on CUDA wall time) and wall seconds; seconds per stage (site or refit layer) and per site;
+ANN-forward equivalents
 (calibration time / time of one forward pass of the ANN over the same calibration images, measured in the same
 process); peak memory of the process and the frontier's peak size (from the SNN's log).
 
@@ -70,22 +72,24 @@ def run_row(name: str, refit: bool, n_batches: int, batch_size: int, device: tor
     ann = _randomise_bn(a2s.create_model(name, num_classes=10, in_channels=1, image_size=32, seed=0)).to(device)
     cfg = a2s.ConversionConfig(method="parallel", timesteps=4, per_channel=True, percentile=99.9)
     snn = a2s.convert(ann, cfg, calibration_data=batches)
-    forward = []
+    clock = time.perf_counter if device.type == "cuda" else time.process_time  # CPU: this process's own time
+    forward, forward_wall = [], []
     with torch.no_grad():
         for _ in range(3):
             _sync(device)
-            start = time.perf_counter()
+            start, wall = clock(), time.perf_counter()
             for b in batches:
                 ann(b)
             _sync(device)
-            forward.append(time.perf_counter() - start)
+            forward.append(clock() - start)
+            forward_wall.append(time.perf_counter() - wall)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     before = _peak_mib(device)
-    start = time.perf_counter()
+    start, wall = clock(), time.perf_counter()
     cal = calibrate_da(snn, ann, batches, estimator="match", refit=refit, progress=False, max_batches=None)
     _sync(device)
-    seconds = time.perf_counter() - start
+    seconds, seconds_wall = clock() - start, time.perf_counter() - wall
     sites = len(snn.sites)
     stages = sites + (_refit_stages(snn) if refit else 0)
     frontier = re.search(r"frontier peak ([0-9.]+) MiB", " ".join(cal.log))
@@ -96,9 +100,11 @@ def run_row(name: str, refit: bool, n_batches: int, batch_size: int, device: tor
         "stages": stages,
         "images": len(x),
         "calibration s": round(seconds, 2),
+        "wall s": round(seconds_wall, 2),
         "s per site": round(seconds / sites, 3),
         "s per stage": round(seconds / stages, 3),
         "ANN forward s": round(min(forward), 3),
+        "ANN forward wall s": round(min(forward_wall), 3),
         "ANN-forward equivalents": round(seconds / min(forward), 1),
         "peak MiB": round(_peak_mib(device), 0),
         "peak MiB before calibration": round(before, 0),
@@ -161,6 +167,7 @@ def main() -> None:
     notes = (
         f"DA `match` at T = 4 on {args.batches} batches of {args.batch_size} Fashion-MNIST images padded to 32×32, "
         f"device {args.device}, {os.environ.get('BENCH_THREADS', '1')} thread(s); random weights, randomised BN. "
+        "Seconds: the process's CPU time on the CPU (wall time on CUDA); wall s: elapsed time. "
         "ANN-forward equivalents = calibration seconds / seconds of one ANN forward over the same images. "
         "Peak memory: the process's maximum resident set (CPU) or maximum allocated CUDA memory; the frontier "
         "column is the largest total of the values both branches keep between stages."

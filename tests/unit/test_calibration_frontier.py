@@ -17,7 +17,7 @@ import ann2snn as a2s
 from ann2snn.calibrate import calibrate_da, da
 from ann2snn.calibrate.frontier import Frontiers
 from ann2snn.calibrate.reference import Lockstep, _call
-from ann2snn.calibrate.refit import GramPair, apply_refit, refit_support
+from ann2snn.calibrate.refit import GramPair, apply_refit, layer_rows, refit_support
 from ann2snn.config import ConversionConfig
 from ann2snn.errors import CalibrationError, CalibrationWarning
 
@@ -295,3 +295,32 @@ def test_match_output_mse_by_binary_search_is_the_sample_wise_search(T: int, cha
         err_got = float(evaluate(got[0][c : c + 1].expand(channels), got[1][c : c + 1].expand(channels))[0][c])
         err_want = float(evaluate(want[0][c : c + 1].expand(channels), want[1][c : c + 1].expand(channels))[0][c])
         assert err_got == pytest.approx(err_want, rel=1e-9, abs=1e-15), (c, got, want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.sampled_from([(1, 1), (3, 3), (2, 3)]),
+    st.sampled_from([(1, 1), (2, 1)]),
+    st.sampled_from([(0, 0), (1, 1), (1, 2)]),
+    st.sampled_from([(1, 1), (2, 1)]),
+    st.integers(1, 40),
+    st.integers(0, 2**31 - 1),
+)
+def test_sampled_refit_rows_are_the_im2col_rows_at_the_sampled_positions(
+    channels: int, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, n_keep: int, seed: int
+) -> None:
+    conv = nn.Conv2d(channels, 2, kernel, stride=stride, padding=padding, dilation=dilation)
+    g = torch.Generator().manual_seed(seed)
+    x_cal, x_ref = torch.randn(3, channels, 7, 6, generator=g), torch.randn(3, channels, 7, 6, generator=g)
+    full_cal, full_ref = layer_rows(conv, x_cal), layer_rows(conv, x_ref)
+    rows_cal, rows_ref = GramPair(conv, seed=seed)._sample(x_cal, x_ref, n_keep)
+    if len(full_cal) <= n_keep:
+        picks = torch.arange(len(full_cal))
+    else:
+        picks = torch.randperm(len(full_cal), generator=torch.Generator().manual_seed(seed))[:n_keep]
+    assert torch.equal(rows_cal, full_cal[picks]) and torch.equal(rows_ref, full_ref[picks])
+    lin = nn.Linear(6, 2)
+    rows, _ = GramPair(lin, seed=seed)._sample(x_cal[:, 0], x_ref[:, 0], n_keep)  # [3, 7, 6]: 21 rows
+    picks = torch.randperm(21, generator=torch.Generator().manual_seed(seed))[:n_keep] if n_keep < 21 else slice(None)
+    assert torch.equal(rows, layer_rows(lin, x_cal[:, 0])[picks])

@@ -16,6 +16,8 @@ reconstruction by gradient descent.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -55,6 +57,43 @@ def layer_rows(module: nn.Module, x: Tensor) -> Tensor:
     """Rows ``x`` the layer's output is linear in, ``[N, d]`` (conv: one im2col patch per output position)."""
     cols = _patches(module, x)
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def _positions(module: nn.Module, x: Tensor) -> int:
+    """Rows of :func:`layer_rows` per image (conv: output positions; linear: rows of the flattened leading dims)."""
+    if isinstance(module, nn.Linear):
+        return x[0].numel() // x.shape[-1] if x.dim() > 2 else 1
+    assert isinstance(module, nn.Conv2d) and not isinstance(module.padding, str)
+    return math.prod(_out_size(module, x))
+
+
+def _out_size(module: nn.Conv2d, x: Tensor) -> tuple[int, int]:
+    assert not isinstance(module.padding, str)
+    return tuple(  # type: ignore[return-value]
+        (x.shape[2 + i] + 2 * module.padding[i] - module.dilation[i] * (module.kernel_size[i] - 1) - 1)
+        // module.stride[i]
+        + 1
+        for i in range(2)
+    )
+
+
+def _rows_at(module: nn.Module, x: Tensor, image: Tensor, position: Tensor) -> Tensor:
+    """Rows ``image·positions + position`` of :func:`layer_rows` (the same values), gathered one patch each."""
+    if isinstance(module, nn.Linear):
+        positions = _positions(module, x)
+        return x.reshape(-1, x.shape[-1])[image * positions + position]
+    assert isinstance(module, nn.Conv2d) and not isinstance(module.padding, str)
+    (ph, pw), (kh, kw) = module.padding, module.kernel_size
+    width = _out_size(module, x)[1]
+    padded = F.pad(x, (pw, pw, ph, ph))
+    dev = x.device
+    ys = (position // width).unsqueeze(1) * module.stride[0] + torch.arange(kh, device=dev) * module.dilation[0]
+    xs = (position % width).unsqueeze(1) * module.stride[1] + torch.arange(kw, device=dev) * module.dilation[1]
+    channels = torch.arange(x.shape[1], device=dev)
+    patches = padded[
+        image[:, None, None, None], channels[None, :, None, None], ys[:, None, :, None], xs[:, None, None, :]
+    ]
+    return patches.reshape(len(image), -1)  # unfold's order: channel, kernel row, kernel column
 
 
 def layer_features(module: nn.Module, x: Tensor) -> Tensor:
@@ -130,14 +169,14 @@ class GramPair:
                 part[key] = part[key] + value if key in part else value
 
     def _sample(self, x_cal: Tensor, x_ref: Tensor, n_keep: int) -> tuple[Tensor, Tensor]:
-        """The same ≤ ``n_keep`` random rows of :func:`layer_rows` of both inputs, without copying all rows."""
-        cs, ca = _patches(self.module, x_cal), _patches(self.module, x_ref)  # [B, d, P]
-        n_rows, positions = cs.shape[0] * cs.shape[2], cs.shape[2]
+        """The same ≤ ``n_keep`` random rows of :func:`layer_rows` of both inputs, without building all rows."""
+        positions = _positions(self.module, x_cal)
+        n_rows = len(x_cal) * positions
         if n_rows <= n_keep:
-            return cs.transpose(1, 2).reshape(n_rows, -1), ca.transpose(1, 2).reshape(n_rows, -1)
+            return layer_rows(self.module, x_cal), layer_rows(self.module, x_ref)
         picks = torch.randperm(n_rows, generator=self.gen)[:n_keep].to(x_cal.device)
         image, position = picks // positions, picks % positions
-        return cs[image, :, position], ca[image, :, position]
+        return _rows_at(self.module, x_cal, image, position), _rows_at(self.module, x_ref, image, position)
 
     @property
     def rows(self) -> int:
