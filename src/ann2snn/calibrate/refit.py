@@ -77,23 +77,23 @@ def _out_size(module: nn.Conv2d, x: Tensor) -> tuple[int, int]:
     )
 
 
-def _rows_at(module: nn.Module, x: Tensor, image: Tensor, position: Tensor) -> Tensor:
-    """Rows ``image·positions + position`` of :func:`layer_rows` (the same values), gathered one patch each."""
+def _rows_at(module: nn.Module, xs: tuple[Tensor, ...], image: Tensor, position: Tensor) -> list[Tensor]:
+    """Rows ``image·positions + position`` of :func:`layer_rows` of each of ``xs`` (same shape), one patch each."""
+    x = xs[0]
     if isinstance(module, nn.Linear):
-        positions = _positions(module, x)
-        return x.reshape(-1, x.shape[-1])[image * positions + position]
+        index = image * _positions(module, x) + position
+        return [t.reshape(-1, t.shape[-1])[index] for t in xs]
     assert isinstance(module, nn.Conv2d) and not isinstance(module.padding, str)
     (ph, pw), (kh, kw) = module.padding, module.kernel_size
     width = _out_size(module, x)[1]
-    padded = F.pad(x, (pw, pw, ph, ph))
+    c, h, w = x.shape[1], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw  # the zero-padded input
     dev = x.device
-    ys = (position // width).unsqueeze(1) * module.stride[0] + torch.arange(kh, device=dev) * module.dilation[0]
-    xs = (position % width).unsqueeze(1) * module.stride[1] + torch.arange(kw, device=dev) * module.dilation[1]
-    channels = torch.arange(x.shape[1], device=dev)
-    patches = padded[
-        image[:, None, None, None], channels[None, :, None, None], ys[:, None, :, None], xs[:, None, None, :]
-    ]
-    return patches.reshape(len(image), -1)  # unfold's order: channel, kernel row, kernel column
+    corner = image * (c * h * w) + (position // width) * (module.stride[0] * w) + (position % width) * module.stride[1]
+    rows = torch.arange(kh, device=dev) * (module.dilation[0] * w)
+    cols = torch.arange(kw, device=dev) * module.dilation[1]
+    patch = (torch.arange(c, device=dev)[:, None, None] * (h * w) + rows[:, None] + cols).reshape(-1)  # unfold's order
+    index = (corner.unsqueeze(1) + patch).reshape(-1)
+    return [F.pad(t, (pw, pw, ph, ph)).reshape(-1).index_select(0, index).reshape(len(image), -1) for t in xs]
 
 
 def layer_features(module: nn.Module, x: Tensor) -> Tensor:
@@ -176,7 +176,8 @@ class GramPair:
             return layer_rows(self.module, x_cal), layer_rows(self.module, x_ref)
         picks = torch.randperm(n_rows, generator=self.gen)[:n_keep].to(x_cal.device)
         image, position = picks // positions, picks % positions
-        return _rows_at(self.module, x_cal, image, position), _rows_at(self.module, x_ref, image, position)
+        rows_cal, rows_ref = _rows_at(self.module, (x_cal, x_ref), image, position)
+        return rows_cal, rows_ref
 
     @property
     def rows(self) -> int:
