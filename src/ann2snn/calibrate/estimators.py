@@ -10,6 +10,7 @@ Pure functions over per-channel statistics (methods.md §3):
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -170,7 +171,8 @@ class _LevelSums:
     :func:`match_output_mse`): the level counts and ``Σ level·ref`` of any (θ, ψ) from T binary searches."""
 
     def __init__(self, samples: Tensor, reference: Tensor, target: Tensor, timesteps: int, max_correction: float):
-        self.z, order = samples.sort(dim=1)
+        order = _argsort_rows(samples)
+        self.z = samples.gather(1, order)
         ref = reference.gather(1, order).to(torch.float64)
         zero = torch.zeros(len(ref), 1, dtype=ref.dtype, device=ref.device)
         self.suffix = torch.cat([ref.flip(1).cumsum(1).flip(1), zero], dim=1)  # Σ_{j ≥ i} ref_j, [C, N + 1]
@@ -211,3 +213,10 @@ class _LevelSums:
         err = (a * a * sum_sq - 2 * a * sum_cross + self.ref_sq) / n
         feasible = (amp == exact) & ((mean_level > 0) | (self.target == 0)) & (theta > 0)
         return torch.where(feasible, err, torch.full_like(err, float("inf"))), amp
+
+
+def _argsort_rows(x: Tensor) -> Tensor:
+    """Per-row sorting permutation (NumPy's introsort on the CPU: several times faster than torch's there)."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(np.argsort(x.detach().numpy(), axis=1, kind="quicksort"))
+    return x.argsort(dim=1)
