@@ -9,7 +9,8 @@ Columns: calibration seconds (on the CPU the process's CPU time, one thread, so 
 machine does not count; on CUDA wall time) and wall seconds; seconds per stage (site or refit layer) and per site;
 ANN-forward equivalents
 (calibration time / time of one forward pass of the ANN over the same calibration images, measured in the same
-process); peak memory of the process and the frontier's peak size (from the SNN's log).
+process); memory in use before the calibration and its peak during the calibration (CPU: the resident set, VmHWM
+reset just before; CUDA: allocated memory), and the frontier's peak size (from the SNN's log).
 
 ``--legacy-src DIR`` adds the same rows run with the ann2snn source tree in ``DIR`` (e.g. an older checkout whose
 calibration reruns the network from the input for every stage), for comparison.
@@ -53,10 +54,34 @@ def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+def _status_mib(field: str) -> float | None:
+    """A memory field of /proc/self/status (Linux) in MiB, or None."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak(device: torch.device) -> float:
+    """Start a new peak-memory window; returns the memory in use now (MiB)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) / 2**20
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: resets the resident high-water mark (VmHWM)
+    except OSError:
+        pass
+    return _status_mib("VmRSS") or 0.0
+
+
 def _peak_mib(device: torch.device) -> float:
+    """Peak memory since :func:`_reset_peak` (CUDA: allocated; CPU: VmHWM, else the process's ru_maxrss)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return _status_mib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_row(name: str, refit: bool, n_batches: int, batch_size: int, device: torch.device) -> dict[str, Any]:
@@ -83,9 +108,7 @@ def run_row(name: str, refit: bool, n_batches: int, batch_size: int, device: tor
             _sync(device)
             forward.append(clock() - start)
             forward_wall.append(time.perf_counter() - wall)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    before = _peak_mib(device)
+    before = _reset_peak(device)
     start, wall = clock(), time.perf_counter()
     cal = calibrate_da(snn, ann, batches, estimator="match", refit=refit, progress=False, max_batches=None)
     _sync(device)
@@ -107,7 +130,7 @@ def run_row(name: str, refit: bool, n_batches: int, batch_size: int, device: tor
         "ANN forward wall s": round(min(forward_wall), 3),
         "ANN-forward equivalents": round(seconds / min(forward), 1),
         "peak MiB": round(_peak_mib(device), 0),
-        "peak MiB before calibration": round(before, 0),
+        "in use before MiB": round(before, 0),
         "frontier peak MiB": float(frontier.group(1)) if frontier else None,
     }
 
@@ -169,8 +192,9 @@ def main() -> None:
         f"device {args.device}, {os.environ.get('BENCH_THREADS', '1')} thread(s); random weights, randomised BN. "
         "Seconds: the process's CPU time on the CPU (wall time on CUDA); wall s: elapsed time. "
         "ANN-forward equivalents = calibration seconds / seconds of one ANN forward over the same images. "
-        "Peak memory: the process's maximum resident set (CPU) or maximum allocated CUDA memory; the frontier "
-        "column is the largest total of the values both branches keep between stages."
+        "Peak MiB: the largest resident set during the calibration (CPU; the high-water mark is reset just before "
+        "it, so it includes the in-use memory before) or the largest allocated CUDA memory; frontier peak: the "
+        "largest total of the values both branches keep between stages, over all batches."
     )
     common.write_table(
         rows,
