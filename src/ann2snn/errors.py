@@ -48,9 +48,14 @@ class ResourceError(Ann2SnnError, RuntimeError):
     and how to shrink it), or an output folder another run is writing to (the message names that run)."""
 
 
+class CalibrationWarning(UserWarning):
+    """Calibration ran, but on too little data for what it fits; the message says what was done instead."""
+
+
 __all__ = [
     "Ann2SnnError",
     "CalibrationError",
+    "CalibrationWarning",
     "CheckpointError",
     "ConfigError",
     "DatasetError",
