@@ -139,6 +139,11 @@ def _check_calibration(config: Any) -> None:
             f"calibration='da', estimator='match' (got calibration={config.calibration!r}, "
             f"estimator={config.estimator!r}) or leave weight_refit=None"
         )
+    if config.calibration_sites != "all" and config.calibration != "da":
+        raise ConfigError(
+            f"calibration_sites={config.calibration_sites!r} picks the sites of DA calibration; set "
+            f"calibration='da' (got {config.calibration!r}) or leave calibration_sites='all'"
+        )
     if config.calibration == "da" and config.method != "parallel":
         raise ConfigError(f"calibration='da' calibrates parallel neurons; use method='parallel', not {config.method!r}")
     if config.calibration in ("li_bias", "li_potential") and (config.method != "serial" or config.neuron != "if"):

@@ -187,5 +187,7 @@ def test_sites_through_config_convert_and_log() -> None:
     assert any("conv sites only; 1 other site(s) uncalibrated" in line for line in snn.log)
     with pytest.raises(ConfigError, match="calibration_sites"):
         ConversionConfig(calibration_sites="dense")
+    with pytest.raises(ConfigError, match="calibration='da'"):
+        ConversionConfig(method="serial", calibration="li_bias", calibration_sites="conv")
     with pytest.raises(ConfigError, match="sites='dense'"):
         calibrate_da(snn, ann, data, sites="dense", progress=False)
