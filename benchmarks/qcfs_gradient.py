@@ -64,8 +64,8 @@ def run_one(levels: int, gradient: str, seed: int, train_ds: Any, test: Any, epo
         "L": levels,
         "seed": seed,
         "gradient": gradient,
-        "ann": report.ann_accuracy,
-        "parallel_T_eq_L": report.snn_accuracy[levels],
+        "ann": round(report.ann_accuracy, 2),  # in %
+        "parallel_T_eq_L": round(report.snn_accuracy[levels], 2),
         "train_loss": result.history[-1]["loss"],
         "train_seconds": round(seconds, 1),
     }
@@ -114,8 +114,6 @@ def main() -> None:
         for levels in args.levels:
             for gradient in GRADIENTS:
                 row = run_one(levels, gradient, seed, train_ds, test, args.epochs, args.lr)
-                for key in ("ann", "parallel_T_eq_L"):
-                    row[key] = round(100 * row[key], 2)
                 rows.append(row)
                 print(row, flush=True)
                 common.write_table(rows, "qcfs_gradient", title=TITLE, notes=notes, meta=meta)
