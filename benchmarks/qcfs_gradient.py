@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-limit", type=int, default=20000)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--gradients", nargs="+", default=list(GRADIENTS), choices=GRADIENTS)
+    parser.add_argument("--stem", default="qcfs_gradient", help="results/<stem>.* (partial runs: their own stem)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     common.setup(args.threads)
@@ -112,12 +114,12 @@ def main() -> None:
     for seed in args.seeds:
         train_ds = train_subset(args.train_limit, seed)
         for levels in args.levels:
-            for gradient in GRADIENTS:
+            for gradient in args.gradients:
                 row = run_one(levels, gradient, seed, train_ds, test, args.epochs, args.lr)
                 rows.append(row)
                 print(row, flush=True)
-                common.write_table(rows, "qcfs_gradient", title=TITLE, notes=notes, meta=meta)
-                common.write_table(summary(rows), "qcfs_gradient_summary", title=TITLE + ", mean", notes=notes)
+                common.write_table(rows, args.stem, title=TITLE, notes=notes, meta=meta)
+                common.write_table(summary(rows), args.stem + "_summary", title=TITLE + ", mean", notes=notes)
 
 
 if __name__ == "__main__":
