@@ -62,6 +62,8 @@ def run_one(levels: int, gradient: str, seed: int, train_ds: Any, test: Any, epo
     report = a2s.evaluate(qann, snn, test, (levels,))
     return {
         "L": levels,
+        "train_images": len(train_ds),
+        "epochs": epochs,
         "seed": seed,
         "gradient": gradient,
         "ann": round(report.ann_accuracy, 2),  # in %
@@ -72,15 +74,17 @@ def run_one(levels: int, gradient: str, seed: int, train_ds: Any, test: Any, epo
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean over seeds per (L, gradient)."""
+    """Mean over seeds per (L, training budget, gradient)."""
     out = []
-    for levels in sorted({r["L"] for r in rows}):
+    for key in dict.fromkeys((r["L"], r["train_images"], r["epochs"]) for r in rows):
         for gradient in GRADIENTS:
-            sel = [r for r in rows if r["L"] == levels and r["gradient"] == gradient]
+            sel = [r for r in rows if (r["L"], r["train_images"], r["epochs"]) == key and r["gradient"] == gradient]
             if sel:
                 out.append(
                     {
-                        "L": levels,
+                        "L": key[0],
+                        "train_images": key[1],
+                        "epochs": key[2],
                         "gradient": gradient,
                         "seeds": len(sel),
                         "ann_mean": statistics.fmean(r["ann"] for r in sel),
