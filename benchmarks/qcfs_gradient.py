@@ -9,7 +9,7 @@ for comparing the two rules, not the best accuracy of the model.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/qcfs_gradient.py [--train-limit 20000 --epochs 2 --seeds 0 1]
+    .venv/bin/python benchmarks/qcfs_gradient.py --train-limit 15000 --epochs 2 --seeds 0 [--levels 4 8]
 
 Writes ``benchmarks/results/qcfs_gradient.{csv,md,json}`` (rewritten after every model, so a partial run leaves
 the finished rows).
