@@ -24,7 +24,8 @@ RESETS = ("subtract", "zero")
 LEAK_MODES = ("exponential", "linear")
 THRESHOLD_MODES = ("auto", "max", "percentile", "mse")
 CALIBRATIONS = ("da", "li_bias", "li_potential")  # error calibration after conversion (calibrate/)
-ESTIMATORS = ("match", "ema", "mean")  # how DA calibration estimates ψ_DA / φ_DA
+ESTIMATORS = ("match", "ema", "ema_theta", "mean")  # how DA calibration estimates ψ_DA / φ_DA
+CALIBRATION_SITES = ("all", "conv")  # which parallel neurons DA calibration calibrates
 SPIKE_ORDERS = ("front", "back")
 QCFS_GRADIENTS = ("reference", "clamped")  # straight-through rules of QCFS (functional.quant.qcfs)
 
@@ -124,10 +125,12 @@ def _check_baselines(config: Any) -> None:
 
 
 def _check_calibration(config: Any) -> None:
-    """Fields of error calibration (``calibration``, ``estimator``, ``ema_alpha``, ``calibration_batches``)."""
+    """Fields of error calibration (``calibration``, ``estimator``, ``ema_alpha``, ``calibration_batches``,
+    ``calibration_sites``)."""
     if config.calibration is not None:
         _choice("calibration", config.calibration, CALIBRATIONS)
     _choice("estimator", config.estimator, ESTIMATORS)
+    _choice("calibration_sites", config.calibration_sites, CALIBRATION_SITES)
     _finite("ema_alpha", config.ema_alpha, 0.0, 1.0, low_open=True)
     if config.ema_alpha == 1.0:
         raise ConfigError("ema_alpha=1.0 never updates the estimate; use a value in (0, 1) such as 0.99")
@@ -139,6 +142,11 @@ def _check_calibration(config: Any) -> None:
             "weight_refit=True refits weights during DA calibration with estimator='match'; set "
             f"calibration='da', estimator='match' (got calibration={config.calibration!r}, "
             f"estimator={config.estimator!r}) or leave weight_refit=None"
+        )
+    if config.calibration_sites != "all" and config.calibration != "da":
+        raise ConfigError(
+            f"calibration_sites={config.calibration_sites!r} picks the sites of DA calibration; set "
+            f"calibration='da' (got {config.calibration!r}) or leave calibration_sites='all'"
         )
     if config.calibration == "da" and config.method != "parallel":
         raise ConfigError(f"calibration='da' calibrates parallel neurons; use method='parallel', not {config.method!r}")
@@ -219,10 +227,13 @@ class ConversionConfig(_Config):
             parallel), ``"li_bias"`` / ``"li_potential"`` (Li et al. 2021 bias / potential correction, serial IF)
             or ``None``. ``threshold_mode="mse"`` searches thresholds minimising the activation MSE at T.
         estimator: DA estimator of ψ_DA/φ_DA: ``"match"`` (exact per-channel output-mean matching, the default:
-            best with few batches), ``"ema"`` (the paper's rule, α = ``ema_alpha``) or ``"mean"`` (running mean).
+            best with few batches), ``"ema"`` (the paper's rule as the authors' code runs it, α = ``ema_alpha``),
+            ``"ema_theta"`` (an EMA of the output gap at amplitude θ) or ``"mean"`` (its running mean).
         ema_alpha: α of ``estimator="ema"``, in (0, 1).
         calibration_batches: at most this many batches (1..100000) of ``calibration_data`` are used by
             ``calibration``.
+        calibration_sites: which sites DA calibration calibrates: ``"all"`` or ``"conv"`` (only those on conv
+            feature maps, as the authors' code; the others keep ψ_DA = φ_DA = 0).
         weight_refit: with ``calibration="da"``, also refit the Conv2d/Linear layers fed by spikes by ridge
             regression onto the ANN's pre-activations (closed form; held-out λ, per layer). ``None`` (default): on
             with ``estimator="match"`` at T = 1 or for plain-ReLU sites (where it pays), off otherwise; ``True`` /
@@ -248,6 +259,7 @@ class ConversionConfig(_Config):
     ema_alpha: float = 0.99
     calibration_batches: int = 16
     weight_refit: bool | None = None
+    calibration_sites: str = "all"
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)

@@ -330,6 +330,11 @@ CLI_CASES: list[tuple[str, Callable[[Path, Path], list[str]], tuple[str, ...]]] 
         lambda t, c: ["convert", "-c", str(c), "--calibration", "da", "--estimator", "ema", "--weight-refit"],
         ("weight_refit=True", "estimator='ema'"),
     ),
+    (
+        "bad calibration sites",
+        lambda t, c: ["convert", "-c", str(c), "--calibration", "da", "--calibration-sites", "dense"],
+        ("calibration_sites='dense'",),
+    ),
     ("bad T list", lambda t, c: ["evaluate", "-c", str(c), "-T", "4,x"], ("--timesteps", "4,x")),
     ("T=0", lambda t, c: ["evaluate", "-c", str(c), "-T", "0"], ("--timesteps",)),
     ("bad eval mode", lambda t, c: ["evaluate", "-c", str(c), "--mode", "fast", "-q"], ("mode='fast'",)),

@@ -28,7 +28,10 @@ def convert_command(
     calibration: str | None = typer.Option(
         None, "--calibration", help="Error calibration: da (parallel), li_bias or li_potential (serial IF)."
     ),
-    estimator: str = typer.Option("match", "--estimator", help="DA estimator: match, ema or mean."),
+    estimator: str = typer.Option("match", "--estimator", help="DA estimator: match, ema, ema_theta or mean."),
+    calibration_sites: str = typer.Option(
+        "all", "--calibration-sites", help="DA: calibrate all sites, or conv sites only (as the paper's code)."
+    ),
     weight_refit: bool | None = typer.Option(
         None,
         "--weight-refit/--no-weight-refit",
@@ -53,6 +56,7 @@ def convert_command(
         calibration=calibration,
         estimator=estimator,
         weight_refit=weight_refit,
+        calibration_sites=calibration_sites,
         calibration_batches=calibration_batches,
     )
     ckpt = load_checkpoint(checkpoint)
