@@ -218,6 +218,11 @@ class ConversionConfig(_Config):
             percentile), ``"max"`` or ``"percentile"`` of the activations on ``calibration_data``.
         percentile: the percentile for ``threshold_mode="percentile"`` (or ``"auto"`` on a ReLU).
         per_channel: record data thresholds per channel instead of per layer.
+        fold_batchnorm: fold every BatchNorm that directly follows a conv/linear into it (default). ``False``
+            keeps them as per-channel affine maps in front of the neurons: the SNN then computes the ANN's own
+            float expression, so at T = L rate mode equals the unfolded QCFS ANN bit for bit (folding is exact in
+            real arithmetic but rounds differently; a pre-activation within round-off of a level boundary can then
+            change its level). NIR export needs folded BatchNorms.
         order: parallel spike order: ``"front"`` (spikes first) or ``"back"`` (spikes last, as the paper).
         presteps: pre-simulation steps of ``method="srp"`` (τ) or ``"cos"`` (ρ), in 0..4096; latency is
             ``presteps + T``.
@@ -251,6 +256,7 @@ class ConversionConfig(_Config):
     threshold_mode: str = "auto"
     percentile: float = 99.9
     per_channel: bool = False
+    fold_batchnorm: bool = True
     order: str = "front"
     presteps: int = 0
     neg_threshold: float | None = None
@@ -275,5 +281,6 @@ class ConversionConfig(_Config):
         _finite("percentile", self.percentile, 0.0, 100.0, low_open=True)
         _choice("order", self.order, SPIKE_ORDERS)
         _bool("per_channel", self.per_channel)
+        _bool("fold_batchnorm", self.fold_batchnorm)
         _check_baselines(self)
         _check_calibration(self)

@@ -35,7 +35,8 @@ def reference_graph(ann: nn.Module, snn: SpikingModel) -> fx.GraphModule:
     gm = trace(copy.deepcopy(ann).eval())
     check_activations(gm, "calibrate")
     modularize_sites(gm)
-    fold_bn_graph(gm)
+    if snn.config.fold_batchnorm:
+        fold_bn_graph(gm)
     ref_nodes = [(n.op, n.name) for n in gm.graph.nodes]
     snn_nodes = [(n.op, n.name) for n in snn.net.graph.nodes]
     if ref_nodes != snn_nodes:

@@ -89,13 +89,19 @@ def _source(module: nn.Module) -> tuple[str, int | None, Tensor | None]:
     return "relu", None, None
 
 
-def unfolded_bn_note(gm: fx.GraphModule) -> str | None:
-    """One note naming the BatchNorms that stay in the graph after folding (e.g. BN before conv)."""
+def unfolded_bn_note(gm: fx.GraphModule, folding: bool = True) -> str | None:
+    """One note naming the BatchNorms that stay in the graph after folding (e.g. BN before conv), or all of them
+    when folding is off (``fold_batchnorm=False``)."""
     modules = dict(gm.named_modules())
     kept = [where(n) for n in gm.graph.nodes if is_batchnorm(n, modules)]
     if not kept:
         return None
     shown = ", ".join(kept[:4]) + (", ..." if len(kept) > 4 else "")
+    if not folding:
+        return (
+            f"{len(kept)} BatchNorm(s) kept unfolded ({shown}) as fold_batchnorm=False asks: each runs as a "
+            "per-channel affine map per time step, computing the ANN's own float expression"
+        )
     return (
         f"{len(kept)} BatchNorm(s) kept unfolded ({shown}): not a BN module right after a conv/linear used only by "
         "it (BN before a conv, after a concat, or F.batch_norm); each runs as a per-channel affine map per time "
@@ -212,8 +218,9 @@ def convert(
     names = modularize_sites(gm)
     if not names:
         raise UnsupportedModelError(f"convert found no activation (ReLU/QCFS/ClipReLU) in {type(model).__name__}")
-    notes = [f"folded BatchNorm '{n}' into the preceding layer" for n in fold_bn_graph(gm)]
-    bn_note = unfolded_bn_note(gm)
+    folded = fold_bn_graph(gm) if config.fold_batchnorm else []
+    notes = [f"folded BatchNorm '{n}' into the preceding layer" for n in folded]
+    bn_note = unfolded_bn_note(gm, config.fold_batchnorm)
     notes += [bn_note] if bn_note else []
     if any(is_maxpool(n, dict(gm.named_modules())) for n in gm.graph.nodes):
         _shapes_from(gm, calibration_data)  # before the neurons: they need T·B rows
