@@ -67,7 +67,7 @@ def calibrate_da(
         estimator: ``"match"``, ``"ema"`` or ``"mean"`` (see the module docstring).
         ema_alpha: α of the EMA.
         max_batches: cap on the batches read from ``data``.
-        progress: show a progress bar (only on a terminal).
+        progress: report progress (a bar on a terminal, a line per step in logs).
         objective: how ``"match"`` chooses among the mean-matching corrections: ``"mse_threshold"`` (the default:
             the per-channel threshold θ' = s·θ, s in :data:`THRESHOLD_SCALES`, and ψ of least squared error to the
             reference activations), ``"mse"`` (ψ only, θ kept) or ``"mean"`` (ψ where the output mean at amplitude
@@ -142,7 +142,7 @@ def calibrate_da_(
         stages = _stages(snn, sites, refit)
         _match(lockstep, reference, neurons, stages, batches, T, progress, objective, refit_log)
     else:
-        _one_pass(lockstep, reference, neurons, batches, estimator, ema_alpha, progress)
+        _one_pass(lockstep, reference, neurons, batches, estimator, ema_alpha, progress, T)
     seconds = time.perf_counter() - start
     snn.reset()
     snn.log.append(
@@ -186,6 +186,7 @@ def _one_pass(
     estimator: str,
     alpha: float,
     progress: bool,
+    T: int,
 ) -> None:
     """EMA / running-mean estimators: one pass over the batches, every site updated in graph order."""
     count = 0
@@ -208,7 +209,7 @@ def _one_pass(
         neuron.amplitude_correction = phi.reshape(shape)
         return a_ref, neuron(z_cal)
 
-    for x in progress_bar(batches, f"DA calibration ({estimator})", enabled=progress, total=len(batches)):
+    for x in progress_bar(batches, f"DA calibration ({estimator}) T={T}", enabled=progress, total=len(batches)):
         count += 1
         lockstep.run(x, site_fn)
 
@@ -270,7 +271,7 @@ def _match(
     def pass_through(name: str, z_ref: Tensor, z_cal: Tensor) -> tuple[Tensor, Tensor]:
         return reference.get_submodule(name)(z_ref), neurons[name](z_cal)
 
-    for kind, target in progress_bar(stages, "DA calibration (match)", enabled=progress, total=len(stages)):
+    for kind, target in progress_bar(stages, f"DA calibration (match) T={T}", enabled=progress, total=len(stages)):
         if kind == "layer":
             _refit_layer(lockstep, target, batches, pass_through, refit_log)
             continue

@@ -90,7 +90,7 @@ def calibrate_li(
         data: calibration batches; at most ``max_batches`` are used.
         mode: ``"bias"`` (per-channel input bias) or ``"potential"`` (per-neuron initial potential).
         max_batches: cap on the batches read.
-        progress: show a progress bar (only on a terminal).
+        progress: report progress (a bar on a terminal, a line per step in logs).
 
     Raises:
         CalibrationError: no batches, or ``ann`` is not the model ``snn`` came from.
@@ -116,7 +116,9 @@ def calibrate_li(
     start = time.perf_counter()
     ref_means = _reference_means(reference, list(neurons), batches)
     T = snn.timesteps
-    for name in progress_bar(list(neurons), f"Li calibration ({mode})", enabled=progress, total=len(neurons)):
+    for name in progress_bar(
+        list(neurons), f"Li calibration ({mode}) T={snn.timesteps}", enabled=progress, total=len(neurons)
+    ):
         snn_mean = _snn_mean(snn, name, batches, T)
         error = ref_means[name] - snn_mean  # per neuron, [C, ...]
         neuron = neurons[name]

@@ -172,7 +172,7 @@ def evaluate_robustness(
             (the ANN when there is one, else the SNN). ANN rows are always attacked with the ANN's own gradients.
         mode: SNN simulation: ``"auto"`` (rate for parallel SNNs, exact and cheap), ``"spike"`` or ``"rate"``.
         max_batches: Stop after this many batches.
-        progress: Show a progress bar (interactive terminals only).
+        progress: Report progress (a bar on a terminal, a line per step in logs).
 
     Returns:
         A :class:`RobustnessResult` with ``to_json()`` / ``to_markdown()``.
