@@ -58,7 +58,7 @@ def test_early_stop_reports_the_count_reached(fast_clock: None, capsys: pytest.C
     for i in progress.progress_bar(range(10), "evaluate", total=10):
         if i == 2:
             break
-    assert capsys.readouterr().err.splitlines()[-1].startswith("evaluate: 2/10 done in ")  # items 0 and 1 finished
+    assert capsys.readouterr().err.splitlines()[-1].startswith("evaluate: 2/10 stopped after ")  # items 0, 1 done
 
 
 def test_nested_bars_share_one_live_display_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,3 +87,16 @@ def test_convert_and_evaluate_report_calibration_and_evaluation_with_t(
     assert "evaluate parallel SNN T=1,2: 2/2 done in" in capsys.readouterr().err
     a2s.convert(ann, cfg, calibration_data=data, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_error_in_a_closed_loop_stops_the_ticker(fast_clock: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+    from contextlib import closing
+
+    before = threading.active_count()
+    with pytest.raises(ValueError), closing(progress.progress_bar(range(3), "thresholds from data")) as items:
+        for _ in items:
+            raise ValueError("bad batch")
+    assert threading.active_count() == before  # no ticker left running
+    time.sleep(0.15)
+    assert "(0" not in capsys.readouterr().err  # and no "still running" lines after the error

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from typing import Any
 
 import torch
@@ -209,9 +210,11 @@ def _one_pass(
         neuron.amplitude_correction = phi.reshape(shape)
         return a_ref, neuron(z_cal)
 
-    for x in progress_bar(batches, f"DA calibration ({estimator}) T={T}", enabled=progress, total=len(batches)):
-        count += 1
-        lockstep.run(x, site_fn)
+    what = f"DA calibration ({estimator}) T={T}"
+    with closing(progress_bar(batches, what, enabled=progress, total=len(batches))) as items:
+        for x in items:
+            count += 1
+            lockstep.run(x, site_fn)
 
 
 class _SiteStats:
@@ -271,23 +274,27 @@ def _match(
     def pass_through(name: str, z_ref: Tensor, z_cal: Tensor) -> tuple[Tensor, Tensor]:
         return reference.get_submodule(name)(z_ref), neurons[name](z_cal)
 
-    for kind, target in progress_bar(stages, f"DA calibration (match) T={T}", enabled=progress, total=len(stages)):
-        if kind == "layer":
-            _refit_layer(lockstep, target, batches, pass_through, refit_log)
-            continue
-        stats = _SiteStats(per_batch)
+    what = f"DA calibration (match) T={T}"
+    with closing(progress_bar(stages, what, enabled=progress, total=len(stages))) as items:
+        for kind, target in items:
+            if kind == "layer":
+                _refit_layer(lockstep, target, batches, pass_through, refit_log)
+                continue
+            stats = _SiteStats(per_batch)
 
-        def site_fn(name: str, z_ref: Tensor, z_cal: Tensor, target: str = target, stats: _SiteStats = stats) -> Any:
-            a_ref, a_cal = pass_through(name, z_ref, z_cal)
-            if name == target:
-                stats.add(z_ref, z_cal, a_ref)
-            return a_ref, a_cal
+            def site_fn(
+                name: str, z_ref: Tensor, z_cal: Tensor, target: str = target, stats: _SiteStats = stats
+            ) -> Any:
+                a_ref, a_cal = pass_through(name, z_ref, z_cal)
+                if name == target:
+                    stats.add(z_ref, z_cal, a_ref)
+                return a_ref, a_cal
 
-        for x in batches:
-            lockstep.run(x, site_fn, stop_at=target)
-        if not stats.z:
-            raise CalibrationError(f"DA calibration: site '{target}' was never reached by the calibration data")
-        _set_site(neurons[target], stats, T, objective)
+            for x in batches:
+                lockstep.run(x, site_fn, stop_at=target)
+            if not stats.z:
+                raise CalibrationError(f"DA calibration: site '{target}' was never reached by the calibration data")
+            _set_site(neurons[target], stats, T, objective)
 
 
 def _set_site(neuron: ParallelIFNeuron, stats: _SiteStats, T: int, objective: str) -> None:

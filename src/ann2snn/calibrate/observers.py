@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -131,8 +132,9 @@ def record_site_inputs(
             batches = progress_bar(
                 iter_input_batches(data, max_batches), "thresholds from data", enabled=progress, total=total
             )
-            for i, x in enumerate(batches):
-                call_checked(model, x.to(device=device, dtype=dtype), "the model", f"calibration batch {i}")
+            with closing(batches):
+                for i, x in enumerate(batches):
+                    call_checked(model, x.to(device=device, dtype=dtype), "the model", f"calibration batch {i}")
     finally:
         for h in hooks:
             h.remove()

@@ -55,6 +55,7 @@ def demo_command(
         dataset="digits",
     )
     qann = result.model
+    assert result.checkpoint is not None  # out_dir is given, so train wrote the final checkpoint
     source = load_checkpoint(result.checkpoint).source  # named in the reports
     test = make_loader(test_data, 256, shuffle=False)
     x = next(iter(test))[0].to(next(qann.parameters()).device)

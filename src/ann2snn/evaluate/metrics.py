@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from typing import Any
 
 import torch
@@ -82,31 +83,32 @@ def evaluate(
         if n_batches is not None and max_batches is not None:
             n_batches = min(n_batches, max_batches)
         what = f"evaluate {snn.config.method} SNN T={','.join(map(str, ts))}"
-        for i, (x, y) in enumerate(progress_bar(_batches(loader), what, enabled=progress, total=n_batches)):
-            if max_batches is not None and i >= max_batches:
-                break
-            x = check_input(x, f"batch {i} inputs").to(device)
-            y = check_labels(y, x.shape[0], None, f"batch {i} labels").to(device)
-            total += y.numel()
-            if ann is not None:
-                with torch.no_grad():
-                    logits = call_checked(ann, x.to(_device_of(ann)), "the ANN", f"batch {i} inputs")
-                    correct_ann += int((logits.argmax(-1).to(device) == y).sum())
-            runs = [(t_max, None)] if serial else [(t, k) for k, t in enumerate(ts)]
-            for t, k in runs:
-                res = simulate(snn, x, t, mode=sim_mode)
-                if serial:
-                    assert res.outputs is not None
-                    prefix_mean = res.outputs.cumsum(0) / torch.arange(
-                        1, t + 1, device=device, dtype=res.outputs.dtype
-                    ).view(-1, *([1] * (res.outputs.dim() - 1)))
-                    correct_snn += (prefix_mean.argmax(-1) == y.unsqueeze(0)).sum(1).cpu()
-                else:
-                    correct_snn[k] += int((res.mean_output.argmax(-1) == y).sum())
-                if t == t_max:
-                    for name, c in res.spike_counts.items():
-                        spikes[name] = spikes.get(name, 0.0) + float(c.sum())
-                    neurons.update(res.neuron_counts)
+        with closing(progress_bar(_batches(loader), what, enabled=progress, total=n_batches)) as batches:
+            for i, (x, y) in enumerate(batches):
+                if max_batches is not None and i >= max_batches:
+                    break
+                x = check_input(x, f"batch {i} inputs").to(device)
+                y = check_labels(y, x.shape[0], None, f"batch {i} labels").to(device)
+                total += y.numel()
+                if ann is not None:
+                    with torch.no_grad():
+                        logits = call_checked(ann, x.to(_device_of(ann)), "the ANN", f"batch {i} inputs")
+                        correct_ann += int((logits.argmax(-1).to(device) == y).sum())
+                runs = [(t_max, None)] if serial else [(t, k) for k, t in enumerate(ts)]
+                for t, k in runs:
+                    res = simulate(snn, x, t, mode=sim_mode)
+                    if serial:
+                        assert res.outputs is not None
+                        prefix_mean = res.outputs.cumsum(0) / torch.arange(
+                            1, t + 1, device=device, dtype=res.outputs.dtype
+                        ).view(-1, *([1] * (res.outputs.dim() - 1)))
+                        correct_snn += (prefix_mean.argmax(-1) == y.unsqueeze(0)).sum(1).cpu()
+                    else:
+                        correct_snn[k] += int((res.mean_output.argmax(-1) == y).sum())
+                    if t == t_max:
+                        for name, c in res.spike_counts.items():
+                            spikes[name] = spikes.get(name, 0.0) + float(c.sum())
+                        neurons.update(res.neuron_counts)
     finally:
         if ann is not None:
             ann.train(was_training)

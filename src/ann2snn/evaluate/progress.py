@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -116,13 +116,19 @@ class _Lines:
         elapsed = time.perf_counter() - self.start
         if not failed and (self.printed or elapsed >= MIN_SECONDS):
             count = self._count()
-            note(f"{self.description}: {count + ' ' if count else ''}done in {elapsed:.1f} s")
+            finished = self.total is None or self.done >= self.total
+            verb = "done in" if finished else "stopped after"
+            note(f"{self.description}: {count + ' ' if count else ''}{verb} {elapsed:.1f} s")
 
 
 def progress_bar(
     items: Iterable[T], description: str, *, enabled: bool = True, total: int | None = None
-) -> Iterator[T]:
-    """Iterate ``items``, reporting progress as the module docstring says (``total`` defaults to ``len(items)``)."""
+) -> Generator[T, None, None]:
+    """Iterate ``items``, reporting progress as the module docstring says (``total`` defaults to ``len(items)``).
+
+    Loop over it inside ``with contextlib.closing(progress_bar(...)) as items:`` so that an error in the loop body
+    ends the step at once (off a terminal the step's ticker thread otherwise runs until the generator is freed).
+    """
     if not enabled:
         yield from items
         return
@@ -139,7 +145,7 @@ def progress_bar(
         for item in items:
             yield item
             lines.advance()
-    except GeneratorExit:  # the caller stopped early (e.g. max_batches): the step ends here
+    except GeneratorExit:  # closed by the caller: after a break, or an error in its loop (wrap in closing())
         lines.end()
         raise
     except BaseException:

@@ -210,8 +210,12 @@ def evaluate_robustness(
         m.eval()
     ctx = rate_gradients(snn) if (needs_grad and source == "snn" and snn is not None) else contextlib.nullcontext()
     try:
-        with ctx as snn_grad:
-            for i, (x, y) in enumerate(progress_bar(_batches(loader), "robustness", enabled=progress)):
+        n_batches = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+        if n_batches is not None and max_batches is not None:
+            n_batches = min(n_batches, max_batches)
+        bar = progress_bar(_batches(loader), "robustness", enabled=progress, total=n_batches)
+        with ctx as snn_grad, contextlib.closing(bar):
+            for i, (x, y) in enumerate(bar):
                 if max_batches is not None and i >= max_batches:
                     break
                 x = check_input(x, f"batch {i} inputs")
