@@ -37,6 +37,7 @@ MODELS = ROOT / "models"
 CHECKSUMS = RESULTS / "checkpoints.sha256"
 DATASET = "fashion_mnist"
 LOADED: dict[str, str] = {}  # checkpoints this run used: "models/<key>" (or the cache path) -> weights sha256
+_SOURCES: dict[int, dict[str, Any]] = {}  # id(model) -> Checkpoint.source of the models cached_model returned
 
 
 class ChecksumError(RuntimeError):
@@ -135,6 +136,7 @@ def cached_model(key: str, train_fn: Callable[[Path], None], *, retrain: bool = 
             print(f"retrained {key} in {time.perf_counter() - start:.0f} s", flush=True)
         ckpt = a2s.load_checkpoint(out / "final")
         LOADED[str(out / "final")] = ckpt.meta["weights"]["sha256"]
+        _SOURCES[id(ckpt.model)] = ckpt.source
         return ckpt.model
     stem = MODELS / key
     if not checkpoint_exists(stem):
@@ -148,7 +150,14 @@ def cached_model(key: str, train_fn: Callable[[Path], None], *, retrain: bool = 
             shutil.copyfile(out / f"final.{ext}", MODELS / f"{key}.{ext}")
     digest = verify_checkpoint(stem)
     LOADED[stem.relative_to(ROOT).as_posix()] = digest
-    return a2s.load_checkpoint(stem).model
+    ckpt = a2s.load_checkpoint(stem)
+    _SOURCES[id(ckpt.model)] = {**ckpt.source, "checkpoint": f"benchmarks/{stem.relative_to(ROOT).as_posix()}"}
+    return ckpt.model
+
+
+def source(model: nn.Module) -> dict[str, Any]:
+    """What a report should name for a model from :func:`cached_model` (checkpoint path, hash, model, dataset)."""
+    return dict(_SOURCES.get(id(model), {}))
 
 
 def trained_cnn(

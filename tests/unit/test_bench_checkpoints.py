@@ -45,11 +45,13 @@ def test_changed_checkpoint_is_refused_and_new_one_recorded(common, tmp_path, mo
     def no_training(out: Path) -> None:
         trained.append(out)
 
-    common.cached_model("tiny", no_training)  # committed: loaded, not trained; hash recorded on first sight
+    model = common.cached_model("tiny", no_training)  # committed: loaded, not trained; hash recorded on first sight
     assert trained == []
+    assert common.source(model)["checkpoint"] == "benchmarks/models/tiny"
     sums = common.read_checksums()
     assert set(sums) == {"models/tiny.json", "models/tiny.safetensors"}
     assert common.LOADED == {"models/tiny": sums["models/tiny.safetensors"]}
+    assert common.source(model)["checkpoint_sha256"] == sums["models/tiny.safetensors"]
     common.cached_model("tiny", no_training)  # unchanged: fine
     weights = tmp_path / "models" / "tiny.safetensors"
     data = bytearray(weights.read_bytes())
