@@ -100,3 +100,23 @@ def test_error_in_a_closed_loop_stops_the_ticker(fast_clock: None, capsys: pytes
     assert threading.active_count() == before  # no ticker left running
     time.sleep(0.15)
     assert "(0" not in capsys.readouterr().err  # and no "still running" lines after the error
+
+
+class _SlowData(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        time.sleep(0.04)
+        return torch.full((4,), float(i)), torch.tensor(i % 2)
+
+
+def test_training_off_a_terminal_prints_during_and_after_each_epoch(
+    fast_clock: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    a2s.train(net, _SlowData(), a2s.TrainConfig(epochs=1, batch_size=4, device="cpu"), progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("epoch 1/1: ") and line.endswith(" s)") for line in lines), lines
+    assert lines[-1].startswith("epoch 1/1  loss ")
+    assert not any("done in" in line for line in lines)  # the epoch summary is the step's last line

@@ -83,9 +83,9 @@ class _Lines:
     """Plain progress lines for one step: a line every EVERY_SECONDS while it runs (from a ticker thread, so a
     slow item does not silence it), one when it ends."""
 
-    def __init__(self, description: str, total: int | None) -> None:
-        self.description, self.total = description, total
-        self.done = 0
+    def __init__(self, description: str, total: int | None, *, done: int = 0, final: bool = True) -> None:
+        self.description, self.total, self.final = description, total, final
+        self.done = done
         self.start = self.last = time.perf_counter()
         self.printed = False
         self._stop = threading.Event()
@@ -114,7 +114,7 @@ class _Lines:
         self._stop.set()
         self._thread.join()
         elapsed = time.perf_counter() - self.start
-        if not failed and (self.printed or elapsed >= MIN_SECONDS):
+        if self.final and not failed and (self.printed or elapsed >= MIN_SECONDS):
             count = self._count()
             finished = self.total is None or self.done >= self.total
             verb = "done in" if finished else "stopped after"
