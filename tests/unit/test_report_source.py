@@ -56,3 +56,19 @@ def test_report_without_names_says_so() -> None:
     assert about["data"] == "unnamed data, 8 samples"
     assert about["checkpoint"] == "none (in-memory model)"
     assert about["wall time"].endswith(f"evaluate {report.seconds:.1f} s)")
+
+
+def test_cli_evaluate_report_names_the_checkpoint(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ann2snn.cli import app
+
+    _checkpoint(tmp_path)
+    sha = json.loads((tmp_path / "ck.json").read_text())["weights"]["sha256"]
+    out = tmp_path / "report"
+    args = ["evaluate", "--checkpoint", str(tmp_path / "ck"), "--limit", "24", "-T", "2,4", "--out", str(out), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    md = (out / "report.md").read_text()
+    assert f"| checkpoint | {tmp_path / 'ck'} (sha256 {sha}) |" in md
+    assert "| data | digits, test split, 24 samples |" in md
