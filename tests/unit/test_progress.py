@@ -117,6 +117,6 @@ def test_training_off_a_terminal_prints_during_and_after_each_epoch(
     net = torch.nn.Sequential(torch.nn.Linear(4, 2))
     a2s.train(net, _SlowData(), a2s.TrainConfig(epochs=1, batch_size=4, device="cpu"), progress=True)
     lines = capsys.readouterr().err.splitlines()
-    assert any(line.startswith("epoch 1/1: ") and line.endswith(" s)") for line in lines), lines
+    assert any(line.startswith("training (epoch 1 of 1), steps: ") and line.endswith(" s)") for line in lines)
     assert lines[-1].startswith("epoch 1/1  loss ")
     assert not any("done in" in line for line in lines)  # the epoch summary is the step's last line

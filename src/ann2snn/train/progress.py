@@ -1,7 +1,7 @@
 """Progress output of the training loop: a rich progress bar, plain per-epoch lines (CI logs) or silence.
 
-Off a terminal a running epoch also prints a line every ``EVERY_SECONDS`` (``epoch 2/12: 14/21 (10 s)``), so a
-log never stays silent through a long epoch.
+Off a terminal a running epoch also prints a line every ``EVERY_SECONDS``
+(``training (epoch 2 of 12), steps: 14/21 (10 s)``), so a log never stays silent through a long epoch.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class _Reporter:
             from ann2snn.evaluate.progress import _Lines
 
             self._end_lines()
-            self.lines = _Lines(f"epoch {epoch + 1}/{self.epochs}", steps, done=done, final=False)
+            self.lines = _Lines(f"training (epoch {epoch + 1} of {self.epochs}), steps", steps, done=done, final=False)
 
     def advance(self) -> None:
         if self.bar is not None and self.task is not None:
