@@ -43,7 +43,7 @@ print("seed 7", digest(a2s.create_model("cnn", num_classes=10, in_channels=1, im
 
 def _run() -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return dict(line.rsplit(" ", 1) for line in proc.stdout.splitlines())
 
