@@ -17,7 +17,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_WORKERS ?= 2
 SRC := src tests benchmarks
 
-.PHONY: help venv data demo test test-fast lint format clean distclean
+.PHONY: help venv data demo test test-fast check-readme lint format clean distclean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ test: venv data  ## Run the test suite
 
 test-fast: venv  ## Run the tests without the slow ones
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" tests/
+
+check-readme: venv  ## Run every README example (minutes) and compare the numbers it quotes
+	ANN2SNN_README_ALL=1 $(PY) -m pytest -q -n $(PYTEST_WORKERS) tests/integration/test_readme.py
 
 lint: venv  ## ruff check, ruff format --check, mypy
 	$(VENV)/bin/ruff check $(SRC)

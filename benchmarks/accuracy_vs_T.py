@@ -7,9 +7,12 @@ re-run on the first ``--check`` test images to confirm it predicts the same.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/accuracy_vs_T.py
+    .venv/bin/python benchmarks/accuracy_vs_T.py --threads 1
 
-Writes ``benchmarks/results/accuracy_vs_T.{csv,md,json,png}``.
+Writes ``benchmarks/results/accuracy_vs_T.{csv,md,json,png}`` from the committed checkpoints. ``--retrain``
+trains the models again from each of ``--seeds`` (default 0 1 2; about 40 minutes per model on a busy 2-core
+machine) and writes every seed's row to ``accuracy_vs_T_seeds.*`` and their mean, min and max to
+``accuracy_vs_T_seeds_summary.*``: the spread that claims about trained models should quote.
 """
 
 from __future__ import annotations
@@ -40,14 +43,16 @@ def spike_rate_agreement(snn: a2s.SpikingModel, x: torch.Tensor, timesteps: tupl
     return same / total
 
 
-def run_level(levels: int, loader: Any, check_x: torch.Tensor, epochs: int) -> list[dict[str, Any]]:
-    qann = common.trained_cnn("qcfs", levels=levels, epochs=epochs).eval()
+def run_level(
+    levels: int, loader: Any, check_x: torch.Tensor, epochs: int, seed: int = 0, retrain: bool = False, **kw: Any
+) -> list[dict[str, Any]]:
+    qann = common.trained_cnn("qcfs", levels=levels, epochs=epochs, seed=seed, retrain=retrain, **kw).eval()
     rows = []
     reports = {}
     for method in ("serial", "parallel"):
         start = time.perf_counter()
         snn = a2s.convert(qann, a2s.ConversionConfig(method=method, timesteps=levels))
-        reports[method] = a2s.evaluate(qann, snn, loader, TIMESTEPS)
+        reports[method] = a2s.evaluate(qann, snn, loader, TIMESTEPS, progress=True)
         print(f"L={levels} {method}: {reports[method].snn_accuracy} ({time.perf_counter() - start:.0f} s)", flush=True)
         if method == "parallel":
             agree = spike_rate_agreement(snn, check_x, TIMESTEPS)
@@ -98,10 +103,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check", type=int, default=500, help="images on which spike mode is checked")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--stem", default="accuracy_vs_T")
+    parser.add_argument("--retrain", action="store_true", help="retrain from --seeds instead of the committed models")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --retrain")
+    parser.add_argument("--train-limit", type=int, default=None, help="--retrain on the first N training images")
     args = parser.parse_args(argv)
     common.setup(args.threads)
     loader = common.test_loader(limit=args.limit)
     check_x = torch.stack([loader.dataset[i][0] for i in range(min(args.check, len(loader.dataset)))])
+    if args.retrain:
+        retrain(args, loader, check_x)
+        return
     rows = []
     for levels in args.levels:
         rows += run_level(levels, loader, check_x, args.epochs)
@@ -120,6 +131,32 @@ def main(argv: list[str] | None = None) -> None:
         meta={"args": vars(args)},
     )
     plot(rows, args.stem)
+
+
+def retrain(args: argparse.Namespace, loader: Any, check_x: torch.Tensor) -> None:
+    """Every L and seed from scratch; per-seed rows and their mean / min / max."""
+    rows = []
+    for seed in args.seeds:
+        for levels in args.levels:
+            part = run_level(
+                levels, loader, check_x, args.epochs, seed=seed, retrain=True, train_limit=args.train_limit
+            )
+            rows += [{"seed": seed, **row, "serial_minus_ann": row["serial_if"] - row["ann"]} for row in part]
+    stem = f"{args.stem}_seeds"
+    notes = (
+        f"Retrained from seeds {args.seeds} (cnn, QCFS, {args.epochs} epochs), Fashion-MNIST test set "
+        f"({len(loader.dataset)} images); columns as in {args.stem}.md."
+    )
+    common.write_table(rows, stem, title="Accuracy vs T, one row per training seed", notes=notes)
+    values = ["ann", "serial_if", "parallel", "serial_minus_ann", "parallel_minus_ann"]
+    summary = common.seed_summary(rows, ["L", "T"], values)
+    common.write_table(
+        summary,
+        f"{stem}_summary",
+        title=f"Accuracy vs T over {len(args.seeds)} training seeds: mean, min and max",
+        notes=notes,
+        meta={"args": vars(args)},
+    )
 
 
 if __name__ == "__main__":

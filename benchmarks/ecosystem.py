@@ -33,7 +33,7 @@ def main() -> None:
     for method in ("parallel", "serial"):
         snn = a2s.convert(ann, a2s.ConversionConfig(method=method, timesteps=max(ts)))
         start = time.perf_counter()
-        report = a2s.evaluate(ann, snn, loader, ts)
+        report = a2s.evaluate(ann, snn, loader, ts, source=common.source(ann))
         write_full_report(report, ann, snn, sample, common.RESULTS / "ecosystem" / method)
         for t in ts:
             cost = spike_cost(snn, sample, t, ann)

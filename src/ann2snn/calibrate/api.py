@@ -49,7 +49,7 @@ def calibrate(
         data: calibration batches (tensors or ``(x, y)``); at most ``config.calibration_batches`` are used.
         config: which calibration (``"da"``, ``"li_bias"``, ``"li_potential"``) and its estimator; default
             ``snn.config``.
-        progress: show a progress bar on a terminal.
+        progress: report progress (a bar on a terminal, a line per step in logs).
         inplace: calibrate ``snn`` itself (used by ``convert`` on the SNN it just built).
 
     Returns:

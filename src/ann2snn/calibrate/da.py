@@ -43,6 +43,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def calibrate_da(
         estimator: ``"match"``, ``"ema"``, ``"ema_theta"`` or ``"mean"`` (see the module docstring).
         ema_alpha: α of the EMA.
         max_batches: cap on the batches read from ``data``.
-        progress: show a progress bar (only on a terminal).
+        progress: report progress (a bar on a terminal, a line per step in logs).
         objective: how ``"match"`` chooses among the mean-matching corrections: ``"mse_threshold"`` (the default:
             the per-channel threshold θ' = s·θ, s in :data:`THRESHOLD_SCALES`, and ψ of least squared error to the
             reference activations), ``"mse"`` (ψ only, θ kept) or ``"mean"`` (ψ where the output mean at amplitude
@@ -177,7 +178,7 @@ def calibrate_da_(
         stages = _stages(snn, calibrated, refit)
         _match(lockstep, reference, neurons, stages, batches, T, progress, objective, notes)
     else:
-        _one_pass(lockstep, reference, neurons, batches, estimator, ema_alpha, progress)
+        _one_pass(lockstep, reference, neurons, batches, estimator, ema_alpha, progress, T)
     seconds = time.perf_counter() - start
     snn.reset()
     snn.log.extend(f"warning: {w}" for w in notes.warnings)
@@ -224,6 +225,7 @@ def _one_pass(
     estimator: str,
     alpha: float,
     progress: bool,
+    T: int,
 ) -> None:
     """``ema`` / ``ema_theta`` / ``mean``: one pass over the batches, every site updated in graph order."""
     count = 0
@@ -250,9 +252,11 @@ def _one_pass(
         neuron.amplitude_correction = update(phi_old, gap_a).reshape(shape)
         return a_ref, neuron(z_cal)  # the branch goes on with the new φ
 
-    for x in progress_bar(batches, f"DA calibration ({estimator})", enabled=progress, total=len(batches)):
-        count += 1
-        lockstep.run(x, site_fn)
+    what = f"DA calibration ({estimator}) T={T}"
+    with closing(progress_bar(batches, what, enabled=progress, total=len(batches))) as items:
+        for x in items:
+            count += 1
+            lockstep.run(x, site_fn)
 
 
 def _per_channel(value: object, like: Tensor) -> Tensor:
@@ -347,20 +351,22 @@ def _match(
 
     frontiers = Frontiers(lockstep, batches, pass_through)
     few: list[str] = []
+    what = f"DA calibration (match) T={T}"
     try:
-        for kind, target in progress_bar(stages, "DA calibration (match)", enabled=progress, total=len(stages)):
-            if kind == "layer":
-                _refit_layer(frontiers, target, notes)
-                continue
-            stats = _SiteStats(per_batch)
-            with torch.no_grad():
-                for z_ref, z_cal in frontiers.advance(target):
-                    stats.add(z_ref, z_cal, reference.get_submodule(target)(z_ref))
-            if not stats.z:
-                raise CalibrationError(f"DA calibration: site '{target}' was never reached by the calibration data")
-            if stats.count < MIN_MATCH_SAMPLES:
-                few.append(f"{target} ({stats.count})")
-            _set_site(neurons[target], stats, T, objective)
+        with closing(progress_bar(stages, what, enabled=progress, total=len(stages))) as items:
+            for kind, target in items:
+                if kind == "layer":
+                    _refit_layer(frontiers, target, notes)
+                    continue
+                stats = _SiteStats(per_batch)
+                with torch.no_grad():
+                    for z_ref, z_cal in frontiers.advance(target):
+                        stats.add(z_ref, z_cal, reference.get_submodule(target)(z_ref))
+                if not stats.z:
+                    raise CalibrationError(f"DA calibration: site '{target}' was never reached by the calibration data")
+                if stats.count < MIN_MATCH_SAMPLES:
+                    few.append(f"{target} ({stats.count})")
+                _set_site(neurons[target], stats, T, objective)
     finally:
         notes.frontier_bytes = frontiers.peak
         frontiers.close()

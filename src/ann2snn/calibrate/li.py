@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from typing import Any
 
 import torch
@@ -90,7 +91,7 @@ def calibrate_li(
         data: calibration batches; at most ``max_batches`` are used.
         mode: ``"bias"`` (per-channel input bias) or ``"potential"`` (per-neuron initial potential).
         max_batches: cap on the batches read.
-        progress: show a progress bar (only on a terminal).
+        progress: report progress (a bar on a terminal, a line per step in logs).
 
     Raises:
         CalibrationError: no batches, or ``ann`` is not the model ``snn`` came from.
@@ -116,16 +117,18 @@ def calibrate_li(
     start = time.perf_counter()
     ref_means = _reference_means(reference, list(neurons), batches)
     T = snn.timesteps
-    for name in progress_bar(list(neurons), f"Li calibration ({mode})", enabled=progress, total=len(neurons)):
-        snn_mean = _snn_mean(snn, name, batches, T)
-        error = ref_means[name] - snn_mean  # per neuron, [C, ...]
-        neuron = neurons[name]
-        dtype = neuron.threshold.dtype
-        if mode == "bias":
-            per_channel = error.reshape(error.shape[0], -1).mean(dim=1)
-            neuron.bias = per_channel.reshape(channel_shape(error.unsqueeze(0))).to(dtype)
-        else:
-            neuron.v_offset = (T * error).to(dtype)
+    what = f"Li calibration ({mode}) T={T}"
+    with closing(progress_bar(list(neurons), what, enabled=progress, total=len(neurons))) as items:
+        for name in items:
+            snn_mean = _snn_mean(snn, name, batches, T)
+            error = ref_means[name] - snn_mean  # per neuron, [C, ...]
+            neuron = neurons[name]
+            dtype = neuron.threshold.dtype
+            if mode == "bias":
+                per_channel = error.reshape(error.shape[0], -1).mean(dim=1)
+                neuron.bias = per_channel.reshape(channel_shape(error.unsqueeze(0))).to(dtype)
+            else:
+                neuron.v_offset = (T * error).to(dtype)
     seconds = time.perf_counter() - start
     snn.reset()
     snn.log.append(

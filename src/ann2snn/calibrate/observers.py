@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ann2snn.errors import CalibrationError, InputError
+from ann2snn.evaluate.progress import progress_bar
 from ann2snn.limits import check_int
 from ann2snn.validation import call_checked
 
@@ -108,8 +110,13 @@ def record_site_inputs(
     data: Iterable[Any],
     per_channel: bool = False,
     max_batches: int | None = None,
+    *,
+    progress: bool = False,
 ) -> dict[str, ActivationObserver]:
-    """Run ``data`` through ``model`` (eval, no grad) and observe the input of each site module."""
+    """Run ``data`` through ``model`` (eval, no grad) and observe the input of each site module.
+
+    ``progress`` reports the pass as :func:`ann2snn.evaluate.progress.progress_bar` does.
+    """
     observers = {name: ActivationObserver(per_channel) for name in sites}
     hooks = [
         model.get_submodule(name).register_forward_hook(
@@ -122,8 +129,14 @@ def record_site_inputs(
     dtype = param.dtype if param is not None else torch.get_default_dtype()
     try:
         with torch.no_grad():
-            for i, x in enumerate(iter_input_batches(data, max_batches)):
-                call_checked(model, x.to(device=device, dtype=dtype), "the model", f"calibration batch {i}")
+            total = len(data) if hasattr(data, "__len__") else max_batches  # type: ignore[arg-type]
+            total = total if max_batches is None or total is None else min(total, max_batches)
+            batches = progress_bar(
+                iter_input_batches(data, max_batches), "thresholds from data", enabled=progress, total=total
+            )
+            with closing(batches):
+                for i, x in enumerate(batches):
+                    call_checked(model, x.to(device=device, dtype=dtype), "the model", f"calibration batch {i}")
     finally:
         for h in hooks:
             h.remove()

@@ -30,6 +30,8 @@ def demo_command(
     from ann2snn.data import load_dataset, make_loader
     from ann2snn.evaluate import evaluate
     from ann2snn.evaluate.html import write_full_report
+    from ann2snn.evaluate.progress import phase
+    from ann2snn.export.checkpoint import load_checkpoint
     from ann2snn.models import create_model
     from ann2snn.simulate import simulate
     from ann2snn.train import TrainConfig, train
@@ -53,20 +55,27 @@ def demo_command(
         dataset="digits",
     )
     qann = result.model
+    assert result.checkpoint is not None  # out_dir is given, so train wrote the final checkpoint
+    source = load_checkpoint(result.checkpoint).source  # named in the reports
     test = make_loader(test_data, 256, shuffle=False)
     x = next(iter(test))[0].to(next(qann.parameters()).device)
     reports = {}
+    show = not quiet
     for method in ("serial", "parallel"):
-        snn = convert(qann, ConversionConfig(method=method, timesteps=max(ts)))
-        reports[method] = evaluate(qann, snn, test, ts, progress=not quiet)
-        write_full_report(reports[method], qann, snn, x, out / method)
+        snn = convert(qann, ConversionConfig(method=method, timesteps=max(ts)), progress=show)
+        reports[method] = evaluate(qann, snn, test, ts, progress=show, source=source)
+        with phase(f"writing the {method} report (costs, layer errors, plots)", enabled=show):
+            write_full_report(reports[method], qann, snn, x, out / method)
     calib = list(itertools.islice(make_loader(train_data, 64, shuffle=True, seed=seed), 8))
     calibrated = {}  # DA calibration is specific to T: one calibrated SNN per T
     for t in ts:
         snn_da = convert(
-            qann, ConversionConfig(method="parallel", timesteps=t, calibration="da"), calibration_data=calib
+            qann,
+            ConversionConfig(method="parallel", timesteps=t, calibration="da"),
+            calibration_data=calib,
+            progress=show,
         )
-        calibrated[t] = evaluate(qann, snn_da, test, (t,)).snn_accuracy[t]
+        calibrated[t] = evaluate(qann, snn_da, test, (t,), progress=show, source=source).snn_accuracy[t]
     parallel = convert(qann, ConversionConfig(method="parallel", timesteps=levels))
     spike, rate = simulate(parallel, x, mode="spike"), simulate(parallel, x, mode="rate")
     with torch.no_grad():

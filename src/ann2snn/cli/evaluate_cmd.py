@@ -44,8 +44,9 @@ def evaluate_command(
     test, calib = test_and_calibration_loaders(name, data_dir, limit, batch_size, calibration_batches, model=ckpt.model)
     config = ConversionConfig(method=method, timesteps=max(ts), neuron=neuron, leak=leak, threshold_mode=threshold_mode)
     needs_data = ckpt.quant is None or threshold_mode != "auto"
-    snn = convert(ckpt.model, config, calibration_data=calib if needs_data else None)
-    report = evaluate(ckpt.model, snn, test, ts, mode=mode, progress=not quiet)
+    snn = convert(ckpt.model, config, calibration_data=calib if needs_data else None, progress=not quiet)
+    source = {**ckpt.source, "dataset": name}
+    report = evaluate(ckpt.model, snn, test, ts, mode=mode, progress=not quiet, source=source)
     echo_table(
         f"{name}: ANN vs SNN ({method}) accuracy (%)",
         ["T", "ANN", "SNN", "gap (pp)"],
@@ -53,8 +54,10 @@ def evaluate_command(
     )
     if out is not None:
         from ann2snn.evaluate.html import write_full_report
+        from ann2snn.evaluate.progress import phase
 
-        paths = write_full_report(report, ckpt.model, snn, next(iter(test))[0].to(dev), out)
+        with phase("writing the report (costs, layer errors, plots)", enabled=not quiet):
+            paths = write_full_report(report, ckpt.model, snn, next(iter(test))[0].to(dev), out)
         typer.echo(cost_line(report))
         typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
     if json_path is not None:

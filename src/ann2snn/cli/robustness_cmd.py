@@ -63,7 +63,7 @@ def robustness_command(
     test, calib = test_and_calibration_loaders(
         name, data_dir, limit, batch_size, calibration_batches if needs_data else 0, model=ckpt.model
     )
-    snn = convert(ckpt.model, config, calibration_data=calib if needs_data else None)
+    snn = convert(ckpt.model, config, calibration_data=calib if needs_data else None, progress=not quiet)
     result = evaluate_robustness(
         snn, test, attack_list, ts, ann=ckpt.model, seed=seed, gradient=gradient, mode=mode, progress=not quiet
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from ann2snn.data import cifar, digits, fashion_mnist, imagefolder
-from ann2snn.data.base import DatasetInfo, make_loader
+from ann2snn.data.base import DatasetInfo, check_split, make_loader
 from ann2snn.errors import ConfigError
 
 DATASETS = ("digits", "fashion_mnist", "cifar10", "cifar100", "imagefolder")
@@ -65,9 +65,13 @@ def load_dataset(
     """
     name = _check_name(name)
     if name in cifar.LAYOUTS:
-        return cifar.load(name, split, data_dir, limit, image_size)
-    module = {"digits": digits, "fashion_mnist": fashion_mnist, "imagefolder": imagefolder}[name]
-    return module.load(split, data_dir, limit, image_size)
+        dataset = cifar.load(name, split, data_dir, limit, image_size)
+    else:
+        module = {"digits": digits, "fashion_mnist": fashion_mnist, "imagefolder": imagefolder}[name]
+        dataset = module.load(split, data_dir, limit, image_size)
+    # named for reports (ann2snn.evaluate reads it from loader.dataset)
+    dataset.ann2snn_source = {"dataset": name, "split": check_split(split), "limit": limit}  # type: ignore[attr-defined]
+    return dataset
 
 
 def dataset_info(name: str, data_dir: str | Path | None = None, *, image_size: int | None = None) -> DatasetInfo:

@@ -123,7 +123,7 @@ def compare(
         runs = [(t, cfg.replace(timesteps=t)) for t in ts] if cfg.calibration else [(max(ts), cfg)]
         accuracy: dict[int, float] = {}
         for j, (_, run_cfg) in enumerate(runs):
-            snn = convert(model, run_cfg, calibration_data=calibration_data)
+            snn = convert(model, run_cfg, calibration_data=calibration_data, progress=progress)
             first = i == 0 and j == 0
             run_ts = (run_cfg.timesteps,) if cfg.calibration else ts
             rep = evaluate(model if first else None, snn, loader, run_ts, max_batches=max_batches, progress=progress)

@@ -164,7 +164,8 @@ class CostReport:
 
     def to_markdown(self) -> str:
         rows = [
-            "| layer | neurons | spikes/sample | firing rate | mean fan-out | SOPs/sample |",
+            f"| layer | neurons | spikes/sample (mean of {self.num_samples}) | firing rate | mean fan-out | "
+            "SOPs/sample |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         rows += [

@@ -90,6 +90,11 @@ def to_html(report: ConversionReport, plots: dict[str, Path]) -> str:
             if title.startswith("Layer error") and "layer_error" in plots:
                 sections.append(_img(plots["layer_error"], "ANN-vs-SNN activation error per layer"))
     data = html.escape(report.to_json())
+    about = (
+        "<table>"
+        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in report.about())
+        + "</table>"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ann2snn conversion report</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}
@@ -97,8 +102,7 @@ table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;paddi
 th{{background:#f3f3f3}}td:first-child{{text-align:left}}img{{max-width:100%}}pre{{background:#f7f7f7;overflow:auto}}
 </style></head><body>
 <h1>ann2snn conversion report</h1>
-<p>Method <b>{html.escape(report.method)}</b> ({html.escape(report.mode)} mode), {report.num_samples} samples,
-evaluated in {report.seconds:.1f} s.</p>
+{about}
 {chr(10).join(sections)}
 <h2>Data</h2><details><summary>report.json</summary><pre>{data}</pre></details>
 </body></html>

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from typing import Any
 
 import torch
@@ -55,12 +56,18 @@ def evaluate(
     mode: str = "auto",
     max_batches: int | None = None,
     progress: bool = False,
+    source: Mapping[str, Any] | None = None,
 ) -> ConversionReport:
     """Top-1 accuracy of ``ann`` and of ``snn`` at every T in ``timesteps``, plus per-layer firing rates.
 
     Serial SNNs are simulated once for max(T) steps and read at every prefix t ≤ max(T) (serial neurons are
     causal, so the prefix *is* the t-step run). Parallel SNNs are run once per T (their level depends on T), in
     rate mode by default (``mode="auto"``: exact spike counts at ~1 ANN forward) or spike mode (``mode="spike"``).
+
+    ``progress`` reports the pass over ``loader`` (:mod:`ann2snn.evaluate.progress`). The report's ``source``
+    names the model (its registry name), the dataset and split (when ``loader`` reads a :func:`load_dataset`
+    split) and the ann2snn version; ``source=`` adds or overrides entries (e.g. ``Checkpoint.source``:
+    checkpoint path and SHA-256). Its ``timings`` hold the SNN's build times and the evaluation's.
     """
     if not isinstance(snn, SpikingModel):
         raise ConfigError(f"evaluate expects the SpikingModel returned by ann2snn.convert, got {type(snn).__name__}")
@@ -85,39 +92,44 @@ def evaluate(
     if ann is not None:
         ann.eval()
     try:
-        for i, (x, y) in enumerate(progress_bar(_batches(loader), "evaluate", enabled=progress)):
-            if max_batches is not None and i >= max_batches:
-                break
-            x = check_input(x, f"batch {i} inputs").to(device)
-            y = check_labels(y, x.shape[0], None, f"batch {i} labels").to(device)
-            total += y.numel()
-            ann_classes = None
-            if ann is not None:
-                with torch.no_grad():
-                    logits = call_checked(ann, x.to(_device_of(ann)), "the ANN", f"batch {i} inputs")
-                    ann_classes = _check_outputs(logits, y, "the ANN", i)
-                    correct_ann += int((logits.argmax(-1).to(device) == y).sum())
-            runs = [(t_max, None)] if serial else [(t, k) for k, t in enumerate(ts)]
-            for t, k in runs:
-                res = simulate(snn, x, t, mode=sim_mode)
-                snn_classes = _check_outputs(res.mean_output, y, "the SNN", i)
-                if ann_classes is not None and snn_classes != ann_classes:
-                    raise ConfigError(
-                        f"the ANN has {ann_classes} outputs but the SNN has {snn_classes}: evaluate an SNN together "
-                        "with the ANN it was converted from (or pass ann=None)"
-                    )
-                if serial:
-                    assert res.outputs is not None
-                    prefix_mean = res.outputs.cumsum(0) / torch.arange(
-                        1, t + 1, device=device, dtype=res.outputs.dtype
-                    ).view(-1, *([1] * (res.outputs.dim() - 1)))
-                    correct_snn += (prefix_mean.argmax(-1) == y.unsqueeze(0)).sum(1).cpu()
-                else:
-                    correct_snn[k] += int((res.mean_output.argmax(-1) == y).sum())
-                if t == t_max:
-                    for name, c in res.spike_counts.items():
-                        spikes[name] = spikes.get(name, 0.0) + float(c.sum())
-                    neurons.update(res.neuron_counts)
+        n_batches = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+        if n_batches is not None and max_batches is not None:
+            n_batches = min(n_batches, max_batches)
+        what = f"evaluate {snn.config.method} SNN T={','.join(map(str, ts))}"
+        with closing(progress_bar(_batches(loader), what, enabled=progress, total=n_batches)) as batches:
+            for i, (x, y) in enumerate(batches):
+                if max_batches is not None and i >= max_batches:
+                    break
+                x = check_input(x, f"batch {i} inputs").to(device)
+                y = check_labels(y, x.shape[0], None, f"batch {i} labels").to(device)
+                total += y.numel()
+                ann_classes = None
+                if ann is not None:
+                    with torch.no_grad():
+                        logits = call_checked(ann, x.to(_device_of(ann)), "the ANN", f"batch {i} inputs")
+                        ann_classes = _check_outputs(logits, y, "the ANN", i)
+                        correct_ann += int((logits.argmax(-1).to(device) == y).sum())
+                runs = [(t_max, None)] if serial else [(t, k) for k, t in enumerate(ts)]
+                for t, k in runs:
+                    res = simulate(snn, x, t, mode=sim_mode)
+                    snn_classes = _check_outputs(res.mean_output, y, "the SNN", i)
+                    if ann_classes is not None and snn_classes != ann_classes:
+                        raise ConfigError(
+                            f"the ANN has {ann_classes} outputs but the SNN has {snn_classes}: evaluate an SNN "
+                            "together with the ANN it was converted from (or pass ann=None)"
+                        )
+                    if serial:
+                        assert res.outputs is not None
+                        prefix_mean = res.outputs.cumsum(0) / torch.arange(
+                            1, t + 1, device=device, dtype=res.outputs.dtype
+                        ).view(-1, *([1] * (res.outputs.dim() - 1)))
+                        correct_snn += (prefix_mean.argmax(-1) == y.unsqueeze(0)).sum(1).cpu()
+                    else:
+                        correct_snn[k] += int((res.mean_output.argmax(-1) == y).sum())
+                    if t == t_max:
+                        for name, c in res.spike_counts.items():
+                            spikes[name] = spikes.get(name, 0.0) + float(c.sum())
+                        neurons.update(res.neuron_counts)
     finally:
         if ann is not None:
             ann.train(was_training)
@@ -127,6 +139,7 @@ def evaluate(
     curve = {t + 1: a for t, a in enumerate(acc)} if serial else dict(zip(ts, acc, strict=True))
     steps = snn.presteps + t_max  # pre-simulation spikes are counted, so are their steps
     rates = {n: spikes[n] / (total * max(1, neurons[n]) * steps) for n in spikes}
+    seconds = time.perf_counter() - start
     return ConversionReport(
         method=snn.config.method,
         mode=sim_mode,
@@ -138,7 +151,27 @@ def evaluate(
         spikes_per_sample={n: spikes[n] / total for n in spikes},
         neurons_per_layer=neurons,
         num_samples=total,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         config=snn.config.to_dict(),
         presteps=snn.presteps,
+        source=describe_source(ann, loader, source),
+        timings={**getattr(snn, "timings", {}), "evaluate": seconds},
     )
+
+
+def describe_source(ann: nn.Module | None, loader: Any, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a report measured, as far as the objects tell: model name, dataset and split, ann2snn version."""
+    from ann2snn import __version__
+
+    source: dict[str, Any] = {}
+    kwargs = getattr(ann, "model_kwargs", None)
+    if isinstance(kwargs, dict) and "name" in kwargs:
+        source["model"] = kwargs["name"]
+    elif ann is not None:
+        source["model"] = type(ann).__name__
+    tag = getattr(getattr(loader, "dataset", None), "ann2snn_source", None)
+    if isinstance(tag, dict):
+        source.update({k: tag[k] for k in ("dataset", "split") if k in tag})
+    source.update(given or {})
+    source["ann2snn_version"] = __version__
+    return source

@@ -22,6 +22,10 @@ class ConversionReport:
         extra: room for further sections (costs, layer errors) keyed by name.
         presteps: pre-simulation steps run before the T read steps (SRP/COS; 0 otherwise): latency is
             ``presteps + T``, and their spikes are counted in ``spikes_per_sample``.
+        source: what was measured: ``model``, ``dataset``, ``split``, ``checkpoint``, ``checkpoint_sha256``,
+            ``ann2snn_version`` (those known).
+        timings: wall seconds of the measured work: ``convert`` and ``calibrate`` (building the SNN) and
+            ``evaluate``.
     """
 
     method: str
@@ -38,6 +42,8 @@ class ConversionReport:
     config: dict[str, Any]
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     presteps: int = 0
+    source: dict[str, Any] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def gap(self, t: int) -> float | None:
         """ANN accuracy minus SNN accuracy at T = t, in percentage points."""
@@ -66,7 +72,10 @@ class ConversionReport:
         return "\n".join(rows)
 
     def firing_table(self) -> str:
-        rows = ["| layer | neurons | firing rate (spikes/neuron/step) | spikes/sample |", "|---|---:|---:|---:|"]
+        rows = [
+            f"| layer | neurons | firing rate (spikes/neuron/step) | spikes/sample (mean of {self.num_samples}) |",
+            "|---|---:|---:|---:|",
+        ]
         for name, rate in self.firing_rates.items():
             rows.append(
                 f"| {name} | {self.neurons_per_layer.get(name, 0)} | {rate:.4f} | "
@@ -74,13 +83,36 @@ class ConversionReport:
             )
         return "\n".join(rows)
 
+    def wall_time(self) -> str:
+        """The measured wall time in words: building (convert, calibrate) and evaluation, and their total."""
+        times = {"convert": 0.0, **self.timings, "evaluate": self.timings.get("evaluate", self.seconds)}
+        parts = [f"{k} {v:.1f} s" for k, v in times.items()]
+        return f"{sum(times.values()):.1f} s ({', '.join(parts)})"
+
+    def about(self) -> list[tuple[str, str]]:
+        """What the report measured, as (field, value) rows: model, data, checkpoint, version, method, time."""
+        src = self.source
+        data = ", ".join(p for p in (src.get("dataset"), f"{src['split']} split" if src.get("split") else None) if p)
+        ckpt = src.get("checkpoint")
+        sha = src.get("checkpoint_sha256")
+        rows = [
+            ("model", str(src.get("model", "unknown"))),
+            ("data", f"{data or 'unnamed data'}, {self.num_samples} samples"),
+            ("checkpoint", f"{ckpt} (sha256 {sha})" if ckpt and sha else str(ckpt or "none (in-memory model)")),
+            ("method", f"{self.method} ({self.mode} mode), T = {', '.join(map(str, self.timesteps))}"),
+            ("ann2snn", str(src.get("ann2snn_version", "unknown"))),
+            ("wall time", self.wall_time()),
+        ]
+        return rows
+
     def to_markdown(self) -> str:
         t_max = max(self.timesteps)
         lines = [
             "# ann2snn conversion report",
             "",
-            f"Method **{self.method}** ({self.mode} mode), {self.num_samples} samples, "
-            f"evaluated in {self.seconds:.1f} s.",
+            "| | |",
+            "|---|---|",
+            *[f"| {k} | {v} |" for k, v in self.about()],
             "",
             "## Accuracy vs time steps",
             "",

@@ -187,7 +187,7 @@ def evaluate_robustness(
             (the ANN when there is one, else the SNN). ANN rows are always attacked with the ANN's own gradients.
         mode: SNN simulation: ``"auto"`` (rate for parallel SNNs, exact and cheap), ``"spike"`` or ``"rate"``.
         max_batches: Stop after this many batches.
-        progress: Show a progress bar (interactive terminals only).
+        progress: Report progress (a bar on a terminal, a line per step in logs).
 
     Returns:
         A :class:`RobustnessResult` with ``to_json()`` / ``to_markdown()``.
@@ -224,8 +224,12 @@ def evaluate_robustness(
     ctx = rate_gradients(snn) if (needs_grad and source == "snn" and snn is not None) else contextlib.nullcontext()
     classes: int | None = None
     try:
-        with ctx as snn_grad:
-            for i, (x, y) in enumerate(progress_bar(_batches(loader), "robustness", enabled=progress)):
+        n_batches = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+        if n_batches is not None and max_batches is not None:
+            n_batches = min(n_batches, max_batches)
+        bar = progress_bar(_batches(loader), "robustness", enabled=progress, total=n_batches)
+        with ctx as snn_grad, contextlib.closing(bar):
+            for i, (x, y) in enumerate(bar):
                 if max_batches is not None and i >= max_batches:
                     break
                 x = check_input(x, f"batch {i} inputs")

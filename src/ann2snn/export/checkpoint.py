@@ -92,6 +92,16 @@ class Checkpoint:
         return None if self.meta["quant"] is None else QuantConfig.from_dict(self.meta["quant"])
 
     @property
+    def source(self) -> dict[str, Any]:
+        """What a report should name: model, dataset, the checkpoint stem and the SHA-256 of its weights."""
+        return {
+            "model": self.meta["model"]["name"],
+            "dataset": self.meta.get("dataset"),
+            "checkpoint": str(self.path),
+            "checkpoint_sha256": self.meta["weights"]["sha256"],
+        }
+
+    @property
     def metrics(self) -> dict[str, Any]:
         """Metrics stored with the checkpoint (e.g. ``eval_acc``)."""
         return dict(self.meta["metrics"])

@@ -98,6 +98,7 @@ class SpikingModel(nn.Module):
         self.sites = sites
         self.log = log
         self.execution = execution
+        self.timings: dict[str, float] = {}  # seconds spent building it ("convert", "calibrate"), set by convert
 
     @property
     def timesteps(self) -> int:

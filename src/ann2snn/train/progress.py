@@ -1,4 +1,8 @@
-"""Progress output of the training loop: a rich progress bar, plain per-epoch lines (CI logs) or silence."""
+"""Progress output of the training loop: a rich progress bar, plain per-epoch lines (CI logs) or silence.
+
+Off a terminal a running epoch also prints a line every ``EVERY_SECONDS``
+(``training (epoch 2 of 12), steps: 14/21 (10 s)``), so a log never stays silent through a long epoch.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ class _Reporter:
         ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
         self.bar: Any = None
         self.task: Any = None
+        self.lines: Any = None
         if enabled and sys.stderr.isatty() and not ci:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -44,12 +49,25 @@ class _Reporter:
             if self.task is not None:
                 self.bar.remove_task(self.task)
             self.task = self.bar.add_task(f"epoch {epoch + 1}/{self.epochs}", total=steps, completed=done)
+        elif self.enabled:
+            from ann2snn.evaluate.progress import _Lines
+
+            self._end_lines()
+            self.lines = _Lines(f"training (epoch {epoch + 1} of {self.epochs}), steps", steps, done=done, final=False)
 
     def advance(self) -> None:
         if self.bar is not None and self.task is not None:
             self.bar.advance(self.task)
+        if self.lines is not None:
+            self.lines.advance()
+
+    def _end_lines(self) -> None:
+        if self.lines is not None:
+            self.lines.end()
+            self.lines = None
 
     def end_epoch(self, row: dict[str, Any]) -> None:
+        self._end_lines()
         if not self.enabled:
             return
         eval_part = "" if row["eval_acc"] is None else f"  eval_acc {row['eval_acc']:.2%}"
@@ -59,6 +77,7 @@ class _Reporter:
         )
 
     def close(self) -> None:
+        self._end_lines()
         if self.bar is not None:
             self.bar.stop()
             self.bar = None

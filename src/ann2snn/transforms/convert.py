@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -131,6 +132,7 @@ def _collect_sites(
     config: ConversionConfig,
     calibration_data: Iterable[Any] | None,
     max_batches: int | None,
+    progress: bool = False,
 ) -> list[Site]:
     infos = {name: _source(gm.get_submodule(name)) for name in names}
     steprelu = [n for n, (src, _, _) in infos.items() if src == "steprelu"]
@@ -154,7 +156,9 @@ def _collect_sites(
                 f"threshold_mode={data_mode!r} asks for data: pass calibration_data= (an iterable of input "
                 "batches, e.g. a DataLoader over a few hundred training images)"
             )
-        observed = record_site_inputs(gm, need_data, calibration_data, config.per_channel, max_batches)
+        observed = record_site_inputs(
+            gm, need_data, calibration_data, config.per_channel, max_batches, progress=progress
+        )
     sites = []
     for name in names:
         src, levels, th = infos[name]
@@ -189,6 +193,7 @@ def convert(
     *,
     calibration_data: Iterable[Any] | None = None,
     max_batches: int | None = 16,
+    progress: bool = True,
 ) -> SpikingModel:
     """Convert a (QCFS/ClipReLU/ReLU) ANN into a :class:`SpikingModel`; the input model is not mutated.
 
@@ -201,7 +206,12 @@ def convert(
 
     Every node that cannot run on spikes is refused in one grouped error before anything else is done
     (:func:`ann2snn.check` reports the same verdict without converting).
+
+    ``progress`` reports the steps that read data (thresholds, calibration) as :mod:`ann2snn.evaluate.progress`
+    says: a bar on a terminal, a line per step in logs; ``False`` is silent. ``snn.timings`` holds the seconds
+    spent converting and calibrating.
     """
+    start = time.perf_counter()
     config = ConversionConfig() if config is None else config
     if not isinstance(config, ConversionConfig):
         raise ConfigError(f"convert expects a ConversionConfig, got {type(config).__name__}")
@@ -224,7 +234,7 @@ def convert(
     notes += [bn_note] if bn_note else []
     if any(is_maxpool(n, dict(gm.named_modules())) for n in gm.graph.nodes):
         _shapes_from(gm, calibration_data)  # before the neurons: they need T·B rows
-    sites = _collect_sites(gm, names, config, calibration_data, max_batches)
+    sites = _collect_sites(gm, names, config, calibration_data, max_batches, progress)
     factory, execution = _METHODS[config.method]
     param = next(gm.parameters(), None)
     infos = []
@@ -240,11 +250,14 @@ def convert(
     for note in notes:
         log.info(note)
     snn = SpikingModel(gm, config, infos, notes, execution).train(False)
+    snn.timings["convert"] = time.perf_counter() - start
     if config.calibration is not None:  # error calibration (calibrate/): DA, or Li bias/potential correction
         from ann2snn.calibrate.api import calibrate
 
         before = len(snn.log)
-        snn = calibrate(snn, model, calibration_data, config, inplace=True)
+        start = time.perf_counter()
+        snn = calibrate(snn, model, calibration_data, config, progress=progress, inplace=True)
+        snn.timings["calibrate"] = time.perf_counter() - start
         for note in snn.log[before:]:
             log.info(note)
     return snn
