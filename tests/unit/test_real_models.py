@@ -109,19 +109,22 @@ def test_torchvision_family_is_refused_naming_why(name):
 @pytest.mark.parametrize("name", _params(CONVERTS.keys() | REFUSED.keys(), HEAVY))
 def test_check_verdict_on_torchvision_family_is_short_and_complete(name):
     """The verdict fits in MAX_LINES lines and is not cut: a converting family ends with its float64 trial
-    (lossless), a refused one names every unsupported op family."""
+    (lossless; without an example input for the heavy ones, whose float64 trial copies need gigabytes: the
+    lossless test above covers them), a refused one names every unsupported op family."""
     model = tv.get_model(name, weights=None, num_classes=10).eval()
-    if name in CONVERTS:
-        side = CONVERTS[name]
-        report = a2s.check(model, torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)))
-    else:
-        report = a2s.check(model)
+    trial = name in CONVERTS and name not in HEAVY
+    side = CONVERTS.get(name, 0)
+    x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)) if trial else None
+    report = a2s.check(model, x)
     lines = str(report).splitlines()
     assert 2 <= len(lines) <= MAX_LINES, lines
     assert report.converts == (name in CONVERTS), lines
     if report.converts:
         assert lines[0].startswith(f"{type(model).__name__}: converts"), lines
-        assert lines[-1].startswith("trial at T = L = 4 (float64, example input): lossless:"), lines
+        if trial:
+            assert lines[-1].startswith("trial at T = L = 4 (float64, example input): lossless:"), lines
+        else:
+            assert any(line.startswith("convert: ") for line in lines[-4:]), lines
     else:
         assert "does NOT convert" in lines[0], lines
         for family in REFUSED[name][1]:

@@ -199,7 +199,7 @@ def _one_pass(
         bias = _tensor(neuron.bias)
         psi = bias.reshape(-1) if bias.dim() else torch.zeros_like(gap_z)
         psi = ema_update(psi, gap_z, alpha) if estimator == "ema" else mean_update(psi, gap_z, count)
-        neuron.bias = psi.reshape(shape)
+        neuron.set_bias(psi.reshape(shape))  # per batch: no device sync to test it for zero
         phi_old = _tensor(neuron.amplitude_correction)
         neuron.amplitude_correction = torch.zeros_like(phi_old)
         gap_a = channel_mean(a_ref - neuron(z_cal)).to(dtype)  # output gap at amplitude θ
@@ -224,7 +224,14 @@ class _SiteStats:
         self.a: list[Tensor] = []
         self.shape: tuple[int, ...] = ()
         self.per_batch = per_batch
-        self.gen = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.gen: torch.Generator | None = None  # on the data's device, made at the first draw
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        """The seeded generator of the random sample positions, on ``device`` (indices never cross devices)."""
+        if self.gen is None:
+            self.gen = torch.Generator(device=device).manual_seed(self.seed)
+        return self.gen
 
     def add(self, z_ref: Tensor, z_cal: Tensor, a_ref: Tensor) -> None:
         n = z_cal.numel() // z_cal.shape[1]
@@ -233,7 +240,8 @@ class _SiteStats:
         self.count += n
         rows, ref_rows = channel_rows(z_cal.detach()), channel_rows(a_ref.detach())
         if rows.shape[1] > self.per_batch:  # the same random positions for both
-            keep = torch.randperm(rows.shape[1], generator=self.gen)[: self.per_batch].to(rows.device)
+            gen = self._generator(rows.device)
+            keep = torch.randperm(rows.shape[1], generator=gen, device=rows.device)[: self.per_batch]
             rows, ref_rows = rows[:, keep], ref_rows[:, keep]
         self.z.append(rows)
         self.a.append(ref_rows)

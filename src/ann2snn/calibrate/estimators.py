@@ -163,12 +163,12 @@ def match_output_mse(
         best_psi = torch.where(better, psi, best_psi)
         best_err = torch.where(better, err, best_err)
 
-    fractions = torch.linspace(-0.5, 0.5, grid + 1, dtype=dtype)
+    fractions = torch.linspace(-0.5, 0.5, grid + 1, dtype=dtype, device=base.device)
     for s in scales:
         for f in fractions:
             consider(base * s, base * s * f)
     step = best_theta / grid
-    for f in torch.linspace(-1, 1, 17, dtype=dtype):
+    for f in torch.linspace(-1, 1, 17, dtype=dtype, device=base.device):
         consider(best_theta, best_psi + f * step)
     _, amp = evaluate(best_theta, best_psi)
     return best_theta, best_psi, amp - best_theta
