@@ -1,7 +1,8 @@
 """Everything stays on the model's device: no hidden host round trips on the per-batch paths.
 
 There is no second device here, so a guard watches every torch call made from ann2snn's own code while it
-converts with calibration data, DA-calibrates (with weight refit), simulates and evaluates:
+converts with calibration data, DA-calibrates (with weight refit), Li-calibrates a serial SNN, simulates and
+evaluates:
 
 - ``.cpu()`` / ``.numpy()`` / ``.to("cpu")`` (a device → host copy) is always a failure;
 - a tensor factory (``torch.zeros``, ``randperm``, ``linspace``, ...) or a ``torch.Generator`` without ``device=``
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 import ann2snn as a2s
-from ann2snn.calibrate import calibrate_da
+from ann2snn.calibrate import calibrate_da, calibrate_li
 from ann2snn.calibrate.observers import ActivationObserver, percentile_rows
 from ann2snn.errors import CalibrationError
 
@@ -146,7 +147,9 @@ def _pipeline(n_batches: int, monkeypatch: pytest.MonkeyPatch) -> HostGuard:
             a2s.simulate(cal, batches[0], 4, mode=mode)
         a2s.evaluate(ann, cal, labelled, timesteps=(2, 4))
         serial = a2s.convert(ann, a2s.ConversionConfig(method="serial", timesteps=4), calibration_data=batches)
-        a2s.evaluate(None, serial, labelled, timesteps=(2, 4), mode="spike")
+        for mode in ("bias", "potential"):
+            li = calibrate_li(serial, ann, batches, mode=mode, max_batches=None, progress=False)
+        a2s.evaluate(None, li, labelled, timesteps=(2, 4), mode="spike")
     return guard
 
 
