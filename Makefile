@@ -17,6 +17,7 @@ STAMP := $(VENV)/.installed
 # torchvision 0.28.0 is the only build made for torch 2.13.0, so they are installed only beside that torch.
 EXTRAS_STAMP := $(VENV)/.test-extras
 TORCHVISION_VERSION ?= 0.28.0
+EXTRAS_TORCH := 2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_WORKERS ?= 2
 SRC := src tests benchmarks
@@ -47,8 +48,8 @@ $(STAMP): pyproject.toml | $(PY)
 # Delete $(EXTRAS_STAMP) to try again.
 $(EXTRAS_STAMP): $(STAMP)
 	@torch_v=$$($(PY) -c 'import torch; print(torch.__version__)'); \
-	if [ "$${torch_v%%+*}" != "$(TORCH_VERSION)" ] || [ "$(TORCH_VERSION)" != 2.13.0 ]; then \
-	  echo "note: torch $$torch_v is not 2.13.0; not installing torchvision/timm (their tests will be skipped)" >&2; \
+	if [ "$${torch_v%%+*}" != "$(EXTRAS_TORCH)" ]; then \
+	  echo "note: torch $$torch_v is not $(EXTRAS_TORCH); not installing torchvision/timm (their tests are skipped)" >&2; \
 	elif $(PIP) install --no-deps "torchvision==$(TORCHVISION_VERSION)" && \
 	     $(PIP) install "timm>=1.0,<2" "torch==$$torch_v" && \
 	     [ "$$($(PY) -c 'import torch; print(torch.__version__)')" = "$$torch_v" ]; then \
