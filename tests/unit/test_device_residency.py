@@ -8,7 +8,8 @@ evaluates:
 - a tensor factory (``torch.zeros``, ``randperm``, ``linspace``, ...) or a ``torch.Generator`` without ``device=``
   is a failure (it lands on the CPU whatever the model's device); ``torch.as_tensor(t)`` of a tensor keeps its
   device and is fine;
-- a host sync (``.item()``, ``.tolist()``, ``float()``, ``int()``, ``bool()`` of a tensor) is counted by call site.
+- a host sync (``.item()``, ``.tolist()``, ``float()`` / ``int()`` / ``bool()`` of a tensor, ``torch.equal``,
+  ``nonzero``, a boolean-mask index ``x[mask]``) is counted by call site.
   The pipeline is run on 2 and on 5 calibration / evaluation batches: a call site whose count grows with the
   batches syncs once per batch, a failure unless it validates the user's input batch (the checks that raise
   :class:`~ann2snn.errors.InputError` on the batch as given, before it is moved to the device).
