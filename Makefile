@@ -13,6 +13,11 @@ TORCH_VERSION ?= 2.13.0
 # on a machine without a local CPU wheel.
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
+# Optional test extras: the real torchvision / timm model definitions that tests/unit/test_real_models.py converts.
+# torchvision 0.28.0 is the only build made for torch 2.13.0, so they are installed only beside that torch.
+EXTRAS_STAMP := $(VENV)/.test-extras
+TORCHVISION_VERSION ?= 0.28.0
+EXTRAS_TORCH := 2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_WORKERS ?= 2
 SRC := src tests benchmarks
@@ -22,7 +27,7 @@ SRC := src tests benchmarks
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-venv: $(STAMP)  ## Create .venv and install ann2snn with its dev tools
+venv: $(STAMP) $(EXTRAS_STAMP)  ## Create .venv and install ann2snn with its dev tools (+ torchvision/timm)
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -36,6 +41,22 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
 	$(PIP) install -e '.[dev]'
+	@touch $@
+
+# torchvision with --no-deps (its wheel pins torch, and a resolver must never fetch the CUDA default); timm next
+# to the installed torch given as an exact requirement, so pip keeps it. Any failure is a note: the tests skip.
+# Delete $(EXTRAS_STAMP) to try again.
+$(EXTRAS_STAMP): $(STAMP)
+	@torch_v=$$($(PY) -c 'import torch; print(torch.__version__)'); \
+	if [ "$${torch_v%%+*}" != "$(EXTRAS_TORCH)" ]; then \
+	  echo "note: torch $$torch_v is not $(EXTRAS_TORCH); not installing torchvision/timm (their tests are skipped)" >&2; \
+	elif $(PIP) install --no-deps "torchvision==$(TORCHVISION_VERSION)" && \
+	     $(PIP) install "timm>=1.0,<2" "torch==$$torch_v" && \
+	     [ "$$($(PY) -c 'import torch; print(torch.__version__)')" = "$$torch_v" ]; then \
+	  echo "installed torchvision $(TORCHVISION_VERSION) and timm beside torch $$torch_v"; \
+	else \
+	  echo "note: could not install torchvision/timm; tests/unit/test_real_models.py will be skipped" >&2; \
+	fi
 	@touch $@
 
 data:  ## Install the Debian package dataset-fashion-mnist when missing (root + apt only; else a note)

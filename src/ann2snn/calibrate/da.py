@@ -240,7 +240,7 @@ def _one_pass(
         dtype = _tensor(neuron.threshold).dtype
         gap_z = channel_mean(z_ref - z_cal).to(dtype)
         psi = update(_per_channel(neuron.bias, gap_z), gap_z)  # this batch's ψ is used right away
-        neuron.bias = psi.reshape(shape)
+        neuron.set_bias(psi.reshape(shape))  # per batch: no device sync to test it for zero
         phi_old = _per_channel(neuron.amplitude_correction, gap_z)
         if estimator == "ema":  # the gap at amplitude θ + φ_old; the branch goes on with that output
             a_cal = neuron(z_cal)
@@ -299,7 +299,14 @@ class _SiteStats:
         self.a: list[Tensor] = []
         self.shape: tuple[int, ...] = ()
         self.per_batch = per_batch
-        self.gen = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.gen: torch.Generator | None = None  # on the data's device, made at the first draw
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        """The seeded generator of the random sample positions, on ``device`` (indices never cross devices)."""
+        if self.gen is None:
+            self.gen = torch.Generator(device=device).manual_seed(self.seed)
+        return self.gen
 
     def add(self, z_ref: Tensor, z_cal: Tensor, a_ref: Tensor) -> None:
         n = z_cal.numel() // z_cal.shape[1]
@@ -308,7 +315,8 @@ class _SiteStats:
         self.count += n
         rows, ref_rows = channel_rows(z_cal.detach()), channel_rows(a_ref.detach())
         if rows.shape[1] > self.per_batch:  # the same random positions for both
-            keep = torch.randperm(rows.shape[1], generator=self.gen)[: self.per_batch].to(rows.device)
+            gen = self._generator(rows.device)
+            keep = torch.randperm(rows.shape[1], generator=gen, device=rows.device)[: self.per_batch]
             rows, ref_rows = rows[:, keep], ref_rows[:, keep]
         self.z.append(rows)
         self.a.append(ref_rows)

@@ -57,9 +57,9 @@ class CalibratedIFNeuron(IFNeuron):
         v_offset: float | Tensor = 0.0,
     ) -> None:
         super().__init__(threshold, v_init=v_init)
-        dtype = self.threshold.dtype
-        self.register_buffer("bias", torch.as_tensor(bias, dtype=dtype).detach().clone())
-        self.register_buffer("v_offset", torch.as_tensor(v_offset, dtype=dtype).detach().clone())
+        dtype, device = self.threshold.dtype, self.threshold.device  # the corrections live with the threshold
+        self.register_buffer("bias", torch.as_tensor(bias, dtype=dtype, device=device).detach().clone())
+        self.register_buffer("v_offset", torch.as_tensor(v_offset, dtype=dtype, device=device).detach().clone())
 
     def forward(self, current: Tensor) -> Tensor:
         if self.v is None or self.v.shape != current.shape:  # IFNeuron's start, shifted by v_offset

@@ -55,14 +55,17 @@ def mse_threshold(
         raise CalibrationError(f"mse_threshold needs samples [C, N] with N > 0, got shape {tuple(samples.shape)}")
     top = samples.max(dim=1).values.to(torch.float64)
     if samples.shape[1] > max_samples:
-        keep = torch.randperm(samples.shape[1], generator=torch.Generator().manual_seed(0))[:max_samples]
-        samples = samples[:, keep.to(samples.device)]
+        gen = torch.Generator(device=samples.device).manual_seed(0)
+        keep = torch.randperm(samples.shape[1], generator=gen, device=samples.device)[:max_samples]
+        samples = samples[:, keep]
     samples = samples.to(torch.float64)
     scale = torch.where(top > 0, top, torch.ones_like(top))
-    coarse = torch.linspace(low, 1.0, max(2, int(round(grid * (1 - low))) + 1), dtype=torch.float64)
+    n_coarse = max(2, int(round(grid * (1 - low))) + 1)
+    coarse = torch.linspace(low, 1.0, n_coarse, dtype=torch.float64, device=samples.device)
     rel = _best_fraction(samples, scale, torch.ones_like(scale).unsqueeze(0) * coarse.unsqueeze(1), timesteps, shift)
-    step = float(coarse[1] - coarse[0])
-    fine = rel.unsqueeze(0) + torch.linspace(-step, step, 21, dtype=torch.float64).unsqueeze(1)
+    host_grid = torch.linspace(low, 1.0, n_coarse, dtype=torch.float64, device="cpu")  # host math, no device sync
+    step = float(host_grid[1] - host_grid[0])
+    fine = rel.unsqueeze(0) + torch.linspace(-step, step, 21, dtype=torch.float64, device=samples.device).unsqueeze(1)
     rel = _best_fraction(samples, scale, fine.clamp_min(1e-6), timesteps, shift)
     return torch.where(top > 0, rel * scale, torch.ones_like(scale)).to(torch.float32)
 

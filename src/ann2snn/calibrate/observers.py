@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -48,10 +48,40 @@ def check_batches_fit(model: nn.Module, batches: list[Tensor]) -> None:
             call_checked(lambda b: model(b[:1]), x, "the model", f"calibration batch {i}")
 
 
+def percentile_rows(data: Tensor, q: float) -> Tensor:
+    """The ``q``-th percentile (0 ≤ q ≤ 100) of every row of ``data`` ``[C, N]``, on ``data``'s device.
+
+    Linear interpolation between the two order statistics around the virtual index ``(N − 1)·q/100``, computed
+    in the data's dtype exactly as ``numpy.percentile(data, q, axis=1)`` (default ``method="linear"``) computes it
+    for a Python float ``q``: ``a + (b − a)·γ`` for a fraction γ < 0.5, else ``b − (b − a)·(1 − γ)``; the results are
+    bitwise equal. No host round trip: the order statistics come from ``torch.kthvalue`` on the device.
+
+    Shape:
+        ``data`` ``[C, N]`` (N ≥ 1) → ``[C]``.
+    """
+    if data.dim() != 2 or data.shape[1] == 0:
+        raise CalibrationError(f"percentile_rows needs data [C, N] with N > 0, got shape {tuple(data.shape)}")
+    if not 0.0 <= q <= 100.0:
+        raise CalibrationError(f"percentile must be in [0, 100], got {q}")
+    n = data.shape[1]
+    virtual = (n - 1) * (q / 100)
+    below = math.floor(virtual)
+    if virtual >= n - 1:  # q = 100 (or round-off just below it): the row maximum
+        return data.max(dim=1).values
+    gamma = virtual - below
+    a = torch.kthvalue(data, below + 1, dim=1).values
+    b = torch.kthvalue(data, below + 2, dim=1).values
+    diff = b - a
+    if gamma < 0.5:
+        return a + diff * torch.full((), gamma, dtype=data.dtype, device=data.device)
+    return b - diff * torch.full((), 1 - gamma, dtype=data.dtype, device=data.device)
+
+
 class ActivationObserver:
     """Running statistics of ``relu(z)`` at one site: exact max, and a seeded subsample for percentiles.
 
-    ``per_channel`` treats dim 1 as channels (``[B, C, ...]``).
+    ``per_channel`` treats dim 1 as channels (``[B, C, ...]``). Everything stays on the activations' device (the
+    subsample's random positions too, drawn by a generator on that device).
     """
 
     def __init__(self, per_channel: bool = False, seed: int = 0) -> None:
@@ -59,10 +89,11 @@ class ActivationObserver:
         self.max: Tensor | None = None
         self.samples: list[Tensor] = []
         self.feature_dims = 0
-        self._gen = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self._gen: torch.Generator | None = None
 
     def update(self, z: Tensor) -> None:
-        a = torch.relu(z.detach()).float().cpu()
+        a = torch.relu(z.detach()).float()
         self.feature_dims = a.dim() - 1
         if self.per_channel:
             values = a.transpose(0, 1).reshape(a.shape[1], -1)
@@ -73,7 +104,9 @@ class ActivationObserver:
         self.max = batch_max if self.max is None else torch.maximum(self.max, batch_max)
         per_row = max(1, _SAMPLE_CAP // values.shape[0])
         if values.shape[1] > per_row:
-            idx = torch.randperm(values.shape[1], generator=self._gen)[:per_row]
+            if self._gen is None:
+                self._gen = torch.Generator(device=values.device).manual_seed(self.seed)
+            idx = torch.randperm(values.shape[1], generator=self._gen, device=values.device)[:per_row]
             values = values[:, idx]
         self.samples.append(values)
 
@@ -97,10 +130,10 @@ class ActivationObserver:
 
             value = mse_threshold(torch.cat(self.samples, dim=1), timesteps, shift)
         else:
-            data = torch.cat(self.samples, dim=1).numpy()
-            value = torch.from_numpy(np.percentile(data, percentile, axis=1).astype(np.float32))
-        fallback = float(self.max.max()) if float(self.max.max()) > 0 else 1.0
-        value = torch.where(value > 0, value, torch.where(self.max > 0, self.max, torch.tensor(fallback)))
+            value = percentile_rows(torch.cat(self.samples, dim=1), float(percentile))
+        top = self.max.max()
+        fallback = torch.where(top > 0, top, torch.ones_like(top))
+        value = torch.where(value > 0, value, torch.where(self.max > 0, self.max, fallback))
         return self._shape(value)
 
 

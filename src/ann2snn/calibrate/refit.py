@@ -144,16 +144,32 @@ class GramPair:
         self.module = module
         self.fit: dict[str, Tensor] = {}
         self.held: dict[str, Tensor] = {}
-        self.differs = False
-        self.gen = torch.Generator().manual_seed(seed)
+        self._differs: Tensor | None = None  # on the device; read once, after the last batch
+        self.seed = seed
+        self.gen: torch.Generator | None = None  # on the data's device, made at the first draw
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        """The seeded generator of the random sample positions, on ``device`` (indices never cross devices)."""
+        if self.gen is None:
+            self.gen = torch.Generator(device=device).manual_seed(self.seed)
+        return self.gen
 
     def add(self, x_ref: Tensor, x_cal: Tensor) -> None:
         """Add one batch: ``x_ref`` the layer's input in the ANN, ``x_cal`` in the SNN (same images)."""
-        self.differs = self.differs or not torch.equal(x_ref, x_cal)
-        held = torch.arange(len(x_cal), device=x_cal.device) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
-        for part, mask in ((self.fit, ~held), (self.held, held)):
-            if mask.any():
-                self._accumulate(part, x_ref[mask], x_cal[mask])
+        differs = (x_ref != x_cal).any()
+        self._differs = differs if self._differs is None else self._differs | differs
+        n, device = len(x_cal), x_cal.device  # held-out rows by index (a boolean mask would sync to size it)
+        held = torch.arange(HOLDOUT_EVERY - 1, max(n, HOLDOUT_EVERY - 1), HOLDOUT_EVERY, device=device)
+        kept = torch.arange(n - n // HOLDOUT_EVERY, device=device)
+        fit = kept + kept // (HOLDOUT_EVERY - 1)  # the k-th image not held out
+        for part, rows in ((self.fit, fit), (self.held, held)):
+            if len(rows):
+                self._accumulate(part, x_ref[rows], x_cal[rows])
+
+    @property
+    def differs(self) -> bool:
+        """Whether the SNN's input to the layer differed from the ANN's in any batch added so far."""
+        return self._differs is not None and bool(self._differs)
 
     def _accumulate(self, part: dict[str, Tensor], x_ref: Tensor, x_cal: Tensor) -> None:
         kernel = self.module.kernel_size if isinstance(self.module, nn.Conv2d) else (1, 1)
@@ -174,7 +190,7 @@ class GramPair:
         n_rows = len(x_cal) * positions
         if n_rows <= n_keep:
             return layer_rows(self.module, x_cal), layer_rows(self.module, x_ref)
-        picks = torch.randperm(n_rows, generator=self.gen)[:n_keep].to(x_cal.device)
+        picks = torch.randperm(n_rows, generator=self._generator(x_cal.device), device=x_cal.device)[:n_keep]
         image, position = picks // positions, picks % positions
         rows_cal, rows_ref = _rows_at(self.module, (x_cal, x_ref), image, position)
         return rows_cal, rows_ref

@@ -15,7 +15,7 @@ from ann2snn.evaluate.progress import progress_bar
 from ann2snn.evaluate.report import ConversionReport
 from ann2snn.limits import check_int, check_timesteps
 from ann2snn.simulate.model import SpikingModel
-from ann2snn.simulate.runner import check_input, simulate
+from ann2snn.simulate.runner import check_input, simulate_checked
 from ann2snn.validation import call_checked, check_labels
 
 
@@ -81,12 +81,13 @@ def evaluate(
     sim_mode = "spike" if serial or mode == "spike" else "rate"
     t_max = ts[-1]
     curve_len = t_max if serial else len(ts)
-    correct_snn = torch.zeros(curve_len, dtype=torch.long)
-    correct_ann = 0
-    total = 0
-    spikes: dict[str, float] = {}
-    neurons: dict[str, int] = {}
     device = _device_of(snn)
+    # counters stay on the SNN's device and are read once at the end (no host sync per batch)
+    correct_snn = torch.zeros(curve_len, dtype=torch.long, device=device)
+    correct_ann = torch.zeros((), dtype=torch.long, device=device)
+    total = 0
+    spike_sums: dict[str, Tensor] = {}
+    neurons: dict[str, int] = {}
     start = time.perf_counter()
     was_training = ann.training if ann is not None else False
     if ann is not None:
@@ -108,10 +109,10 @@ def evaluate(
                     with torch.no_grad():
                         logits = call_checked(ann, x.to(_device_of(ann)), "the ANN", f"batch {i} inputs")
                         ann_classes = _check_outputs(logits, y, "the ANN", i)
-                        correct_ann += int((logits.argmax(-1).to(device) == y).sum())
+                        correct_ann += (logits.argmax(-1).to(device) == y).sum()
                 runs = [(t_max, None)] if serial else [(t, k) for k, t in enumerate(ts)]
                 for t, k in runs:
-                    res = simulate(snn, x, t, mode=sim_mode)
+                    res = simulate_checked(snn, x, t, mode=sim_mode)  # x was checked above
                     snn_classes = _check_outputs(res.mean_output, y, "the SNN", i)
                     if ann_classes is not None and snn_classes != ann_classes:
                         raise ConfigError(
@@ -123,12 +124,13 @@ def evaluate(
                         prefix_mean = res.outputs.cumsum(0) / torch.arange(
                             1, t + 1, device=device, dtype=res.outputs.dtype
                         ).view(-1, *([1] * (res.outputs.dim() - 1)))
-                        correct_snn += (prefix_mean.argmax(-1) == y.unsqueeze(0)).sum(1).cpu()
+                        correct_snn += (prefix_mean.argmax(-1) == y.unsqueeze(0)).sum(1)
                     else:
-                        correct_snn[k] += int((res.mean_output.argmax(-1) == y).sum())
+                        correct_snn[k] += (res.mean_output.argmax(-1) == y).sum()
                     if t == t_max:
                         for name, c in res.spike_counts.items():
-                            spikes[name] = spikes.get(name, 0.0) + float(c.sum())
+                            c_sum = c.sum().to(torch.float64)
+                            spike_sums[name] = spike_sums[name] + c_sum if name in spike_sums else c_sum
                         neurons.update(res.neuron_counts)
     finally:
         if ann is not None:
@@ -136,6 +138,7 @@ def evaluate(
     if total == 0:
         raise InputError("the evaluation loader yielded no samples")
     acc = (correct_snn.double() / total * 100).tolist()
+    spikes = {n: float(c) for n, c in spike_sums.items()}
     curve = {t + 1: a for t, a in enumerate(acc)} if serial else dict(zip(ts, acc, strict=True))
     steps = snn.presteps + t_max  # pre-simulation spikes are counted, so are their steps
     rates = {n: spikes[n] / (total * max(1, neurons[n]) * steps) for n in spikes}
@@ -144,7 +147,7 @@ def evaluate(
         method=snn.config.method,
         mode=sim_mode,
         timesteps=ts,
-        ann_accuracy=None if ann is None else correct_ann / total * 100,
+        ann_accuracy=None if ann is None else int(correct_ann) / total * 100,
         snn_accuracy={t: curve[t] for t in ts},
         snn_curve=curve,
         firing_rates=rates,

@@ -187,6 +187,11 @@ class ParallelIFNeuron(SpikingNeuron):
             self._bias_cache = cache
         return bias if cache[2] else None
 
+    def set_bias(self, bias: Tensor) -> None:
+        """Set ψ_DA without a device sync: it is then added even if all zero (the same levels, one add more)."""
+        self.bias = bias
+        self._bias_cache = (bias, bias._version, True)
+
     def forward(self, current: Tensor) -> Tensor:
         T = self.timesteps
         if self.mode == RATE_MODE:

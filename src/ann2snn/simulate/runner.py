@@ -113,9 +113,20 @@ def simulate(
         raise ConfigError(f"simulate expects a model returned by ann2snn.convert, got {type(snn).__name__}")
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r} is not supported; choose 'spike' or 'rate'")
+    return simulate_checked(snn, check_input(x), timesteps, mode=mode, record=record)
+
+
+def simulate_checked(
+    snn: SpikingModel, x: Tensor, timesteps: int | None = None, *, mode: str = "spike", record: bool = True
+) -> SimResult:
+    """:func:`simulate` of a batch that :func:`check_input` has already accepted (no second finiteness check: on
+    a device it would read a flag back to the host on every call)."""
+    if not isinstance(snn, SpikingModel):
+        raise ConfigError(f"simulate expects a model returned by ann2snn.convert, got {type(snn).__name__}")
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r} is not supported; choose 'spike' or 'rate'")
     T = snn.timesteps if timesteps is None else timesteps
     check_int("timesteps", T)
-    x = check_input(x)
     param = next(snn.parameters(), None)
     if param is not None:
         x = x.to(device=param.device, dtype=param.dtype)

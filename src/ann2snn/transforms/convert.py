@@ -121,7 +121,9 @@ def _shapes_from(gm: fx.GraphModule, calibration_data: Iterable[Any] | None) -> 
     param = next(gm.parameters(), None)
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(x[:1].to(dtype=param.dtype if param is not None else x.dtype))
+            if param is not None:  # the sample goes to the model's device (a host batch would fail there)
+                x = x.to(device=param.device, dtype=param.dtype)
+            ShapeProp(gm).propagate(x[:1])
     except Exception:  # noqa: BLE001 - shapes only sharpen the max-pool notes; a failure shows up later
         return
 
