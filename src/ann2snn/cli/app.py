@@ -8,6 +8,7 @@ one line ``error: <message>`` on stderr with exit code 2; ``--debug`` shows the 
 from __future__ import annotations
 
 import sys
+import traceback
 from typing import Any
 
 import typer
@@ -35,8 +36,9 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except (Ann2SnnError, OSError) as exc:
             if isinstance(ctx.obj, dict) and ctx.obj.get("debug"):
-                raise
-            print(error_line(exc), file=sys.stderr, flush=True)
+                traceback.print_exc()  # the traceback, but still the user-error exit code (1 is for bugs)
+            else:
+                print(error_line(exc), file=sys.stderr, flush=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
 
 
