@@ -12,7 +12,7 @@ from ann2snn.cli.app import app
 from ann2snn.errors import ConfigError
 
 
-@app.command("convert", short_help="Convert an ANN checkpoint; print the per-layer summary, save the SNN.")
+@app.command("convert", short_help="Convert an ANN checkpoint; show every layer; save the SNN.")
 def convert_command(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="ANN checkpoint stem (e.g. runs/x/final)."),
     method: str = o.method_option(),

@@ -10,7 +10,7 @@ from ann2snn.cli.app import app
 from ann2snn.cli.common import cost_line, echo_table, fmt, parse_int_list
 
 
-@app.command("demo")
+@app.command("demo", short_help="Train, convert and report a digits QCFS CNN (about a minute).")
 def demo_command(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Folder for the checkpoint and reports."),
     levels: int = typer.Option(4, "--levels", "-L", help="QCFS quantization levels L."),
