@@ -57,7 +57,8 @@ def expand(path: str) -> list[str]:
 def test_slug_matches_github_rules():
     assert slug("Training on several processes / machines") == "training-on-several-processes--machines"
     assert slug("Lossless theorem, and how it is tested") == "lossless-theorem-and-how-it-is-tested"
-    assert slug("2. Conversion: `ConversionConfig(method=\"steprelu\")`") == "2-conversion-conversionconfigmethodsteprelu"
+    heading = '2. Conversion: `ConversionConfig(method="steprelu")`'
+    assert slug(heading) == "2-conversion-conversionconfigmethodsteprelu"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
