@@ -57,7 +57,9 @@ app = typer.Typer(
 @app.callback()
 def _root(
     ctx: typer.Context,
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    debug: bool = typer.Option(
+        False, "--debug/--no-debug", help="Show full tracebacks with errors (exit code stays 2)."
+    ),
 ) -> None:
     """Convert trained PyTorch ANNs into spiking neural networks."""
     ctx.obj = {"debug": debug}

@@ -9,11 +9,9 @@ import typer
 from ann2snn.cli import options as o
 from ann2snn.cli.app import app
 from ann2snn.cli.common import echo_table, fmt, parse_int_list
+from ann2snn.evaluate.compare import METHOD_SPECS
 
-METHODS_HELP = (
-    "Comma-separated methods: serial, parallel, parallel+da, srp, cos, signed; "
-    "'srp:N' / 'cos:N' set that entry's pre-steps."
-)
+METHODS_HELP = f"Comma-separated methods: {', '.join(METHOD_SPECS)}; 'srp:N' / 'cos:N' set that entry's pre-steps."
 
 
 @app.command("compare", short_help="Compare conversion methods at equal latency T_total.")

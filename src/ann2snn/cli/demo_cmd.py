@@ -18,7 +18,7 @@ def demo_command(
     timesteps: str = typer.Option("1,2,4,8", "--timesteps", "-T", help="Comma-separated T values."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a QCFS CNN on digits, convert it (serial IF and parallel), and print ANN vs SNN accuracy per T."""
     import itertools

@@ -11,6 +11,7 @@ from ann2snn.cli import options as o
 from ann2snn.cli.app import app
 from ann2snn.cli.common import echo_table, fmt, parse_int_list
 from ann2snn.errors import ConfigError
+from ann2snn.evaluate.noise import ATTACK_KINDS
 from ann2snn.evaluate.robustness import GRADIENTS
 
 CONVERSION_PARAMS = ("method", "leak", "leak_delta", "calibration_batches")
@@ -23,7 +24,7 @@ def robustness_command(
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: the checkpoint's)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Root folder of on-disk datasets."),
     attacks: str = typer.Option(
-        "sp:0.05", "--attacks", "-a", help="Comma-separated kind:strength, kinds sp, gauss, fgsm, pgd."
+        "sp:0.05", "--attacks", "-a", help=f"Comma-separated kind:strength, kinds {o.choices(ATTACK_KINDS)}."
     ),
     timesteps: str | None = typer.Option(
         None, "--timesteps", "-T", help="Comma-separated T values (default: 1,2,4,8; a saved SNN: its T)."
