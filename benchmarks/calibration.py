@@ -10,6 +10,7 @@ Run from the repository root::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py            # writes results/calibration.*
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --quick    # small smoke run
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --only ema --spread-seeds 0  # the EMA rows only
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ QCFS_TS = (1, 2, 4)
 PARALLEL = {  # label -> ConversionConfig fields (training-free ReLU model: per-channel data thresholds)
     "parallel, no calibration": dict(),
     "parallel + DA ema (paper)": dict(calibration="da", estimator="ema"),
+    "parallel + DA ema (paper), conv sites only": dict(calibration="da", estimator="ema", calibration_sites="conv"),
+    "parallel + DA ema_theta": dict(calibration="da", estimator="ema_theta"),
     "parallel + DA mean": dict(calibration="da", estimator="mean"),
     "parallel + DA match, no refit": dict(calibration="da", estimator="match", weight_refit=False),
     "parallel + DA match + weight refit": dict(calibration="da", estimator="match", weight_refit=True),
@@ -171,6 +174,7 @@ def main() -> None:
     parser.add_argument("--relu-epochs", type=int, default=2, help="epochs of the cached plain-ReLU CNN")
     parser.add_argument("--models", default="relu,qcfs", help="comma list of relu, qcfs (partial runs: own stem)")
     parser.add_argument("--spread-seeds", type=int, default=3, help="other calibration sets for the spread table")
+    parser.add_argument("--only", default="", help="run only the methods whose label contains this (own stem)")
     args = parser.parse_args()
     common.setup(1)
     _, test = common.fashion_data()
@@ -186,17 +190,21 @@ def main() -> None:
     if "relu" in models:
         relu = common.trained_cnn("relu", epochs=args.relu_epochs)
         methods = {**PARALLEL, **{k: {**v, "method": "serial"} for k, v in SERIAL.items()}}
+        methods = {k: v for k, v in methods.items() if args.only in k}
         rows += run_model(
             f"ReLU CNN ({args.relu_epochs} ep)", relu, relu_ts, methods, relu_base, calib, x, y, args.serial_limit
         )
     if "qcfs" in models:
         qcfs = common.trained_cnn("qcfs", levels=8)
+        methods = {k: v for k, v in PARALLEL.items() if args.only in k}
         rows += run_model(
-            "QCFS L=8 CNN", qcfs, qcfs_ts, PARALLEL, dict(method="parallel"), calib, x, y, args.serial_limit
+            "QCFS L=8 CNN", qcfs, qcfs_ts, methods, dict(method="parallel"), calib, x, y, args.serial_limit
         )
     stem = "calibration_quick" if args.quick else "calibration"
     if sorted(models) != ["qcfs", "relu"]:
         stem += "_" + "_".join(models)
+    if args.only:
+        stem += "_" + "".join(c if c.isalnum() else "_" for c in args.only)
     notes = (
         f"Fashion-MNIST test set ({len(x)} images; serial rows on the first {min(args.serial_limit, len(x))}, their "
         f"ann_acc is on the same subset). {len(calib)} calibration batches of 128 training images. Parallel rows: "

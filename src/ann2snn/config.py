@@ -11,6 +11,7 @@ import math
 from typing import Any, TypeVar
 
 from ann2snn.errors import ConfigError
+from ann2snn.limits import FLOAT32_SAFE, INT_RANGES, check_float32, check_int
 
 CONFIG_VERSION = 1
 
@@ -23,7 +24,8 @@ RESETS = ("subtract", "zero")
 LEAK_MODES = ("exponential", "linear")
 THRESHOLD_MODES = ("auto", "max", "percentile", "mse")
 CALIBRATIONS = ("da", "li_bias", "li_potential")  # error calibration after conversion (calibrate/)
-ESTIMATORS = ("match", "ema", "mean")  # how DA calibration estimates ψ_DA / φ_DA
+ESTIMATORS = ("match", "ema", "ema_theta", "mean")  # how DA calibration estimates ψ_DA / φ_DA
+CALIBRATION_SITES = ("all", "conv")  # which parallel neurons DA calibration calibrates
 SPIKE_ORDERS = ("front", "back")
 QCFS_GRADIENTS = ("reference", "clamped")  # straight-through rules of QCFS (functional.quant.qcfs)
 
@@ -36,6 +38,11 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def _positive_int(name: str, value: Any) -> None:
+    """A positive integer; settings listed in :data:`ann2snn.limits.INT_RANGES` must also be in their range."""
+    if name in INT_RANGES:
+        check_int(name, value)
+        if value > 0:
+            return
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{name}={value!r} must be a positive integer (e.g. {name}=8)")
 
@@ -96,9 +103,7 @@ class _Config:
 
 def _check_baselines(config: Any) -> None:
     """Cross-field checks of ``presteps`` (SRP/COS) and ``neg_threshold`` (signed IF)."""
-    p = config.presteps
-    if isinstance(p, bool) or not isinstance(p, int) or p < 0:
-        raise ConfigError(f"presteps={p!r} must be an integer >= 0 (e.g. presteps=4)")
+    p = check_int("presteps", config.presteps)
     if p and config.method not in PRESIM_METHODS:
         raise ConfigError(
             f"presteps={p} only applies to method='srp' or 'cos', not method={config.method!r}; use presteps=0"
@@ -112,7 +117,7 @@ def _check_baselines(config: Any) -> None:
             f"method={config.method!r}, neuron={config.neuron!r} reset by subtraction; use reset='subtract'"
         )
     if config.neg_threshold is not None:
-        _finite("neg_threshold", config.neg_threshold)
+        check_float32("neg_threshold", config.neg_threshold)
         if config.neg_threshold >= config.v_init:
             raise ConfigError(
                 f"neg_threshold={config.neg_threshold!r} must be below v_init={config.v_init!r} (fractions of θ)"
@@ -120,10 +125,12 @@ def _check_baselines(config: Any) -> None:
 
 
 def _check_calibration(config: Any) -> None:
-    """Fields of error calibration (``calibration``, ``estimator``, ``ema_alpha``, ``calibration_batches``)."""
+    """Fields of error calibration (``calibration``, ``estimator``, ``ema_alpha``, ``calibration_batches``,
+    ``calibration_sites``)."""
     if config.calibration is not None:
         _choice("calibration", config.calibration, CALIBRATIONS)
     _choice("estimator", config.estimator, ESTIMATORS)
+    _choice("calibration_sites", config.calibration_sites, CALIBRATION_SITES)
     _finite("ema_alpha", config.ema_alpha, 0.0, 1.0, low_open=True)
     if config.ema_alpha == 1.0:
         raise ConfigError("ema_alpha=1.0 never updates the estimate; use a value in (0, 1) such as 0.99")
@@ -135,6 +142,11 @@ def _check_calibration(config: Any) -> None:
             "weight_refit=True refits weights during DA calibration with estimator='match'; set "
             f"calibration='da', estimator='match' (got calibration={config.calibration!r}, "
             f"estimator={config.estimator!r}) or leave weight_refit=None"
+        )
+    if config.calibration_sites != "all" and config.calibration != "da":
+        raise ConfigError(
+            f"calibration_sites={config.calibration_sites!r} picks the sites of DA calibration; set "
+            f"calibration='da' (got {config.calibration!r}) or leave calibration_sites='all'"
         )
     if config.calibration == "da" and config.method != "parallel":
         raise ConfigError(f"calibration='da' calibrates parallel neurons; use method='parallel', not {config.method!r}")
@@ -151,11 +163,11 @@ class QuantConfig(_Config):
 
     Attributes:
         activation: ``"qcfs"`` (clip-floor-shift, ``levels`` L), ``"clip"`` (ClipReLU) or ``"steprelu"``.
-        levels: L, the number of quantization steps of QCFS.
-        threshold: initial θ of QCFS / ClipReLU.
+        levels: L, the number of quantization steps of QCFS, in 1..65536.
+        threshold: initial θ of QCFS / ClipReLU, in [1e-6, 1e6] (a float32 tensor: larger overflows in products).
         learn_threshold: whether θ is a trainable parameter.
-        step: StepReLU step θ_s.
-        steps: StepReLU number of steps n (the staircase covers (0, n·θ_s]).
+        step: StepReLU step θ_s, in [1e-6, 1e6], with ``step * steps <= 1e6``.
+        steps: StepReLU number of steps n, in 1..65536 (the staircase covers (0, n·θ_s]).
         step_rounding: ``"ceil"`` (the authors' ceil−1 staircase) or ``"floor"``.
         step_clip: clip StepReLU at n·θ_s instead of passing larger inputs unchanged.
         qcfs_gradient: QCFS's straight-through backward rule: ``"reference"`` (as QCFS's released code: dy/dz = 1
@@ -176,9 +188,14 @@ class QuantConfig(_Config):
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("qcfs_gradient", self.qcfs_gradient, QCFS_GRADIENTS)
         _positive_int("levels", self.levels)
-        _finite("threshold", self.threshold, 0.0, low_open=True)
-        _finite("step", self.step, 0.0, low_open=True)
+        check_float32("threshold", self.threshold, positive=True)
+        check_float32("step", self.step, positive=True)
         _positive_int("steps", self.steps)
+        if self.step * self.steps > FLOAT32_SAFE:
+            raise ConfigError(
+                f"step={self.step!r} x steps={self.steps!r} = {self.step * self.steps:g} is out of range: the StepReLU "
+                f"staircase must end at most at {FLOAT32_SAFE:g} (a float32 tensor); use fewer or smaller steps"
+            )
         _choice("step_rounding", self.step_rounding, STEP_ROUNDINGS)
         _bool("learn_threshold", self.learn_threshold)
         _bool("step_clip", self.step_clip)
@@ -190,11 +207,11 @@ class ConversionConfig(_Config):
 
     Attributes:
         method: ``"serial"`` (IF/LIF neurons stepped over time) or ``"parallel"`` (parallel IF neurons).
-        timesteps: T, the default number of simulation steps.
+        timesteps: T, the default number of simulation steps, in 1..1000000.
         neuron: serial neuron type, ``"if"`` or ``"lif"``.
         leak: λ of the exponential leak (``v ← λ·v + I``), in (0, 1]; 1.0 is IF.
         leak_mode: ``"exponential"`` (λ) or ``"linear"`` (``v ← v − leak_delta·θ + I``).
-        leak_delta: linear leak per step, as a fraction of θ.
+        leak_delta: linear leak per step, as a fraction of θ, in [0, 1e6].
         v_init: initial membrane potential as a fraction of θ (QCFS: 0.5; Diehl/Rueckauer: 0).
         reset: ``"subtract"`` (soft reset) or ``"zero"`` (hard reset).
         threshold_mode: thresholds of plain-ReLU sites: ``"auto"`` (activation θ where present, else
@@ -202,16 +219,21 @@ class ConversionConfig(_Config):
         percentile: the percentile for ``threshold_mode="percentile"`` (or ``"auto"`` on a ReLU).
         per_channel: record data thresholds per channel instead of per layer.
         order: parallel spike order: ``"front"`` (spikes first) or ``"back"`` (spikes last, as the paper).
-        presteps: pre-simulation steps of ``method="srp"`` (τ) or ``"cos"`` (ρ); latency is ``presteps + T``.
+        presteps: pre-simulation steps of ``method="srp"`` (τ) or ``"cos"`` (ρ), in 0..4096; latency is
+            ``presteps + T``.
         neg_threshold: negative threshold of ``neuron="signed_if"`` as a fraction of θ; ``None`` is the
             symmetric ``2·v_init − 1`` (0 at ``v_init=0.5``; −1 at ``v_init=0``, as SNM).
         calibration: error calibration on ``calibration_data`` after conversion: ``"da"`` (distribution-aware,
             parallel), ``"li_bias"`` / ``"li_potential"`` (Li et al. 2021 bias / potential correction, serial IF)
             or ``None``. ``threshold_mode="mse"`` searches thresholds minimising the activation MSE at T.
         estimator: DA estimator of ψ_DA/φ_DA: ``"match"`` (exact per-channel output-mean matching, the default:
-            best with few batches), ``"ema"`` (the paper's rule, α = ``ema_alpha``) or ``"mean"`` (running mean).
+            best with few batches), ``"ema"`` (the paper's rule as the authors' code runs it, α = ``ema_alpha``),
+            ``"ema_theta"`` (an EMA of the output gap at amplitude θ) or ``"mean"`` (its running mean).
         ema_alpha: α of ``estimator="ema"``, in (0, 1).
-        calibration_batches: at most this many batches of ``calibration_data`` are used by ``calibration``.
+        calibration_batches: at most this many batches (1..100000) of ``calibration_data`` are used by
+            ``calibration``.
+        calibration_sites: which sites DA calibration calibrates: ``"all"`` or ``"conv"`` (only those on conv
+            feature maps, as the authors' code; the others keep ψ_DA = φ_DA = 0).
         weight_refit: with ``calibration="da"``, also refit the Conv2d/Linear layers fed by spikes by ridge
             regression onto the ANN's pre-activations (closed form; held-out λ, per layer). ``None`` (default): on
             with ``estimator="match"`` at T = 1 or for plain-ReLU sites (where it pays), off otherwise; ``True`` /
@@ -237,6 +259,7 @@ class ConversionConfig(_Config):
     ema_alpha: float = 0.99
     calibration_batches: int = 16
     weight_refit: bool | None = None
+    calibration_sites: str = "all"
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -245,6 +268,7 @@ class ConversionConfig(_Config):
         _finite("leak", self.leak, 0.0, 1.0, low_open=True)
         _choice("leak_mode", self.leak_mode, LEAK_MODES)
         _finite("leak_delta", self.leak_delta, 0.0)
+        check_float32("leak_delta", self.leak_delta)
         _finite("v_init", self.v_init, 0.0, 1.0)
         _choice("reset", self.reset, RESETS)
         _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)

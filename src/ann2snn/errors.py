@@ -39,13 +39,29 @@ class ExportError(Ann2SnnError, ValueError):
     """The model cannot be exported faithfully to the requested format."""
 
 
+class OutputError(Ann2SnnError, OSError):
+    """An output path ann2snn will not write: a directory, FIFO, socket or device instead of a regular file."""
+
+
+class ResourceError(Ann2SnnError, RuntimeError):
+    """A resource the run needs is not there: too little memory for a simulation (the message gives the estimate
+    and how to shrink it), or an output folder another run is writing to (the message names that run)."""
+
+
+class CalibrationWarning(UserWarning):
+    """Calibration ran, but on too little data for what it fits; the message says what was done instead."""
+
+
 __all__ = [
     "Ann2SnnError",
     "CalibrationError",
+    "CalibrationWarning",
     "CheckpointError",
     "ConfigError",
     "DatasetError",
     "ExportError",
     "InputError",
+    "OutputError",
+    "ResourceError",
     "UnsupportedModelError",
 ]

@@ -1,10 +1,10 @@
-"""Crash recovery for training checkpoints: always keep one complete checkpoint on disk.
+"""Crash recovery for training checkpoints: keep a second complete checkpoint, clean up after killed writers.
 
-:func:`ann2snn.export.checkpoint.save_checkpoint` writes a checkpoint as two atomic files and removes the old
-``.json`` first, so a kill in the middle of a save leaves no *wrong* checkpoint, but for a moment no complete one
-either. Before overwriting ``last``, the training loop therefore calls :func:`keep_previous`, which makes
-``previous`` a complete copy of ``last`` (hard links, so it costs no I/O). At every instant at least one of the two
-is complete, and :func:`resume_candidates` lists them newest first.
+:func:`ann2snn.export.checkpoint.save_checkpoint` switches a checkpoint's two files atomically, so a kill in the
+middle of a save leaves the old or the new checkpoint loadable. The training loop still keeps ``previous``, a
+complete copy of ``last`` made just before ``last`` is rewritten (:func:`keep_previous`; hard links, so it costs no
+I/O), as a fallback should ``last`` ever be unreadable; :func:`resume_candidates` lists the complete ones newest
+first, and :func:`remove_stale_temps` deletes what killed writers left.
 
 Example:
     >>> import tempfile, pathlib
@@ -21,46 +21,58 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
+import shutil
 from pathlib import Path
 
+from ann2snn.errors import CheckpointError
 from ann2snn.export.checkpoint import checkpoint_exists, checkpoint_files
-from ann2snn.io import atomic_write_bytes
+from ann2snn.export.checkpoint_pair import install_pair, locate_weights
+from ann2snn.io import stale_temps
+from ann2snn.safeload import load_json_file
 
 __all__ = ["keep_previous", "remove_stale_temps", "resume_candidates"]
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Make ``dst`` hold ``src``'s content, atomically: a hard link renamed into place, or an atomic copy."""
-    if dst.exists() and os.path.samefile(src, dst):
-        return  # already the same file: renaming a second link onto it would be a no-op that leaves the link behind
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+def _link_into(src: Path, tmp: Path) -> None:
+    """Make ``tmp`` hold ``src``'s content: a hard link where the filesystem allows, else a copy."""
+    tmp.unlink()
     try:
-        tmp.unlink()
         os.link(src, tmp)
-        os.replace(tmp, dst)
-    except OSError:  # no hard links on this filesystem: copy instead
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        atomic_write_bytes(dst, src.read_bytes())
+    except OSError:
+        shutil.copyfile(src, tmp)
+
+
+def _vouched_weights(stem: str | os.PathLike[str]) -> tuple[Path, str, str] | None:
+    """``(weights file, sha256, json text)`` of a complete checkpoint, or ``None`` if it is absent or unreadable."""
+    weights, json_path = checkpoint_files(stem)
+    try:
+        meta = load_json_file(json_path)
+        text = json_path.read_text(encoding="utf-8")
+    except (CheckpointError, OSError, UnicodeDecodeError):
+        return None
+    sha = meta.get("weights", {}).get("sha256") if isinstance(meta, dict) else None
+    if not isinstance(sha, str) or re.fullmatch("[0-9a-f]{64}", sha) is None:
+        return None
+    located = locate_weights(weights, sha)
+    return (located, sha, text) if located.is_file() else None
 
 
 def keep_previous(current: str | os.PathLike[str], previous: str | os.PathLike[str]) -> None:
     """Make checkpoint ``previous`` a complete copy of checkpoint ``current`` (no-op if ``current`` is incomplete).
 
-    The old ``previous.json`` is removed first and written last, so ``previous`` is never a mismatched pair;
-    ``current`` is not touched, so it stays complete throughout.
+    ``previous`` switches atomically like any checkpoint save (the old ``previous`` stays loadable until the new
+    one is complete); ``current`` is not touched.
     """
-    src_weights, src_json = checkpoint_files(current)
-    dst_weights, dst_json = checkpoint_files(previous)
-    if not src_json.is_file() or not src_weights.is_file():
+    source = _vouched_weights(current)
+    if source is None:
         return
-    with contextlib.suppress(FileNotFoundError):
-        dst_json.unlink()
-    _link_or_copy(src_weights, dst_weights)
-    _link_or_copy(src_json, dst_json)
+    src, sha, text = source
+    target = _vouched_weights(previous)
+    if target is not None and target[1] == sha and os.path.samefile(target[0], src):
+        return  # already the same files
+    dst_weights, dst_json = checkpoint_files(previous)
+    install_pair(dst_weights, dst_json, lambda tmp: _link_into(src, tmp), sha, src.stat().st_size, text)
 
 
 def resume_candidates(*stems: str | os.PathLike[str]) -> list[Path]:
@@ -69,17 +81,13 @@ def resume_candidates(*stems: str | os.PathLike[str]) -> list[Path]:
 
 
 def remove_stale_temps(folder: str | os.PathLike[str], names: tuple[str, ...]) -> list[Path]:
-    """Delete temporary files ``.<name>.*.tmp`` that a killed writer left in ``folder``; returns them.
+    """Delete temporary files ``.<name>.*.tmp`` that killed writers left in ``folder``; returns them.
 
-    Call only while no other process writes these files (e.g. when a single training run resumes).
+    A temporary file whose writer process still runs is kept (see :func:`ann2snn.io.stale_temps`).
     """
     removed: list[Path] = []
-    base = Path(folder)
-    if not base.is_dir():
-        return removed
-    for name in names:
-        for path in base.glob(f".{name}.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
+    for path in stale_temps(folder, "|".join(re.escape(name) for name in names)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
     return removed

@@ -8,6 +8,10 @@ pickle-based formats still reach it from outside:
 * PyTorch ``.pt``/``.pth`` state dicts (e.g. weights from another project): read with
   :func:`load_torch_weights`, which calls ``torch.load(weights_only=True)`` (tensors and containers only).
 
+JSON metadata (checkpoint ``.json`` files) is read with :func:`load_json_file`: the file size is checked before
+reading and the nesting depth after parsing, so a tampered file is an error naming it, not a ``RecursionError``
+or an exhausted memory.
+
 Example:
     >>> import io, pickle, numpy as np
     >>> safe_pickle_load(io.BytesIO(pickle.dumps({b"data": np.arange(3, dtype=np.uint8)})))[b"data"]
@@ -16,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -25,7 +30,21 @@ import torch
 
 from ann2snn.errors import CheckpointError
 
-__all__ = ["UnsafePickleError", "load_torch_weights", "safe_pickle_load"]
+__all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "UnsafePickleError",
+    "load_json_file",
+    "load_torch_weights",
+    "safe_pickle_load",
+]
+
+MAX_JSON_BYTES = 256 * 2**20
+"""Largest metadata JSON file read (a training history of millions of steps stays far below it)."""
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of lists/objects accepted in metadata JSON (ann2snn writes fewer than 10 levels)."""
+MAX_PICKLE_BYTEARRAY = 2**20
+"""Largest ``bytearray(n)`` a pickle may ask for by size (real data arrives as bytes, bounded by the file)."""
 
 # The globals a pickled dict of numpy arrays needs; numpy 2 moved numpy.core to numpy._core.
 _ALLOWED_GLOBALS = frozenset(
@@ -51,9 +70,19 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The pickle asks for a global outside the allow-list (it could run code)."""
 
 
+def _bounded_bytearray(*args: Any) -> bytearray:
+    """``bytearray`` for pickles, refusing ``bytearray(n)`` with a huge ``n`` (a tiny pickle could allocate GiBs)."""
+    if args and isinstance(args[0], int) and args[0] > MAX_PICKLE_BYTEARRAY:
+        raise UnsafePickleError(f"refusing bytearray({args[0]}) from a pickle: allocates more than the file holds")
+    return bytearray(*args)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if ("builtins" if module == "__builtin__" else module, name) in _ALLOWED_GLOBALS:
+        module = "builtins" if module == "__builtin__" else module
+        if (module, name) == ("builtins", "bytearray"):
+            return _bounded_bytearray
+        if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
         raise UnsafePickleError(
             f"refusing to load global {module}.{name} from a pickle: only plain data and numpy arrays are allowed"
@@ -95,3 +124,52 @@ def load_torch_weights(path: str | os.PathLike[str], map_location: str | torch.d
         ) from exc
     except Exception as exc:  # torch raises RuntimeError/EOFError/... for corrupt or truncated files
         raise CheckpointError(f"{p}: not a readable PyTorch file (truncated or corrupt?): {exc}") from exc
+
+
+def json_depth_exceeds(obj: Any, max_depth: int) -> bool:
+    """Whether ``obj`` nests lists/dicts deeper than ``max_depth`` (iterative: no recursion limit involved)."""
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= max_depth:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def load_json_file(
+    path: str | os.PathLike[str],
+    error: type[Exception] = CheckpointError,
+    *,
+    max_bytes: int = MAX_JSON_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Any:
+    """Parse the JSON file ``path`` after checking its size, then check its nesting depth.
+
+    Raises:
+        error: (default :class:`CheckpointError`) missing/unreadable file, more than ``max_bytes``, invalid JSON or
+            UTF-8, or nesting deeper than ``max_depth``; the message names ``path``.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise error(f"{p}: {size:,} bytes, more than the {max_bytes:,} a metadata file may have (not ann2snn's?)")
+        text = p.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise error(f"{p}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{p}: not valid JSON (not UTF-8 text; truncated or corrupt?): {exc}") from exc
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{p}: not valid JSON (truncated or corrupt?): {exc}") from exc
+    except RecursionError as exc:
+        raise error(
+            f"{p}: JSON nested too deeply (more than {max_depth} levels allowed); the file was tampered with"
+        ) from exc
+    if json_depth_exceeds(value, max_depth):
+        raise error(f"{p}: JSON nested more than {max_depth} levels deep; the file was tampered with")
+    return value

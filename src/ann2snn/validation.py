@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-from ann2snn.errors import ConfigError, InputError
+from ann2snn.errors import ConfigError, InputError, ResourceError
 
 __all__ = [
     "call_checked",
@@ -115,21 +115,40 @@ def check_labels(y: Any, batch: int, num_classes: int | None = None, name: str =
     return y
 
 
+_ALLOCATION_FAILURES = ("can't allocate memory", "not enough memory", "out of memory", "std::bad_alloc")
+
+
+def _out_of_memory(x: Tensor, what: str, name: str, exc: BaseException) -> ResourceError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ResourceError(
+        f"{what} ran out of memory on {name} of shape {tuple(x.shape)} ({first}); use a smaller batch "
+        "(--batch-size), fewer time steps (--timesteps) or, for parallel SNNs, mode='rate' (--mode rate)"
+    )
+
+
 def call_checked(fn: Callable[[Tensor], T], x: Tensor, what: str, name: str = "x") -> T:
     """``fn(x)``, turning a torch shape/type failure inside it into an :class:`InputError` naming ``x``'s shape.
 
-    Out-of-memory errors pass through unchanged (they are not an input problem the user can fix by reshaping).
+    CUDA out-of-memory errors pass through unchanged; a failed CPU allocation (``MemoryError`` or torch's "can't
+    allocate memory") becomes a :class:`ResourceError` saying so, not an input-shape error.
     """
     try:
         return fn(x)
     except torch.OutOfMemoryError:
         raise
+    except MemoryError as exc:
+        raise _out_of_memory(x, what, name, exc) from exc
     except (RuntimeError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if any(s in first.lower() for s in _ALLOCATION_FAILURES):
+            raise _out_of_memory(x, what, name, exc) from exc
         raise InputError(
             f"{name} of shape {tuple(x.shape)} and dtype {x.dtype} does not fit {what}: {first}; check the image "
             "size and channels the model was built for (run with --debug for the traceback)"
         ) from exc
+
+
+_MAX_CONFIG_BYTES = 2**20
 
 
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any], cls: type[T]) -> T:
@@ -148,16 +167,25 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any], cls: type[T]
     else:
         path = Path(source)
         where = str(path)
+        from ann2snn.safeload import MAX_JSON_DEPTH, json_depth_exceeds
+
         try:
+            if path.stat().st_size > _MAX_CONFIG_BYTES:
+                raise ConfigError(f"config file {path} has more than {_MAX_CONFIG_BYTES:,} bytes; not a config file?")
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist; check the path") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        too_deep = f"config file {path} is nested more than {MAX_JSON_DEPTH} levels deep; not a config file?"
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise ConfigError(too_deep) from exc
+        if json_depth_exceeds(data, MAX_JSON_DEPTH):
+            raise ConfigError(too_deep)
     from_dict = getattr(cls, "from_dict", None)
     if from_dict is None:
         raise ConfigError(f"{getattr(cls, '__name__', cls)!r} is not an ann2snn config class")

@@ -23,6 +23,7 @@ import torch
 from safetensors import safe_open
 
 from ann2snn.export.checkpoint import Checkpoint, load_checkpoint
+from ann2snn.train.lock import LOCK_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")]
 
@@ -56,6 +57,8 @@ def _saved_step(out: Path) -> int:
 def _assert_no_partial_files(out: Path) -> None:
     names = set()
     for path in out.iterdir():
+        if path.name == LOCK_NAME:  # the training lock (ann2snn.train.lock): its holder's pid, host, start time
+            continue
         if path.name.endswith(".tmp"):
             assert path.name.startswith("."), path  # a temp file of an interrupted atomic write
             continue

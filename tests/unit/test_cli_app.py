@@ -39,7 +39,7 @@ def test_main_entry_point_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["train", "--epochs", "0"])
     assert info.value.code == 2
-    assert capsys.readouterr().err.startswith("error: epochs=0")
+    assert capsys.readouterr().err.startswith("error: --epochs=0")
 
 
 def test_python_dash_m(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

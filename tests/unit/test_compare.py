@@ -60,7 +60,7 @@ def test_one_shot_iterator_is_read_once(setup):
 
 @pytest.mark.parametrize(
     "spec, match",
-    [("foo", "unknown method"), ("parallel:2", "only srp and cos"), ("cos:x", "integer"), ("srp:-1", ">= 0")],
+    [("foo", "unknown method"), ("parallel:2", "only srp and cos"), ("cos:x", "integer"), ("srp:-1", "0..4096")],
 )
 def test_bad_method_specs(spec, match):
     with pytest.raises(ConfigError, match=match):

@@ -190,7 +190,7 @@ def test_calibration_does_not_mutate_inputs() -> None:
     snn = a2s.convert(ann, ConversionConfig(method="parallel", timesteps=2, per_channel=True), calibration_data=data)
     ann_state = copy.deepcopy(ann.state_dict())
     snn_state = copy.deepcopy(snn.state_dict())
-    for est in ("match", "ema", "mean"):
+    for est in ("match", "ema", "ema_theta", "mean"):
         out = calibrate_da(snn, ann, data, estimator=est, progress=False)
         assert out is not snn
     assert all(torch.equal(v, ann.state_dict()[k]) for k, v in ann_state.items())

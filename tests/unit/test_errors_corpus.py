@@ -330,6 +330,11 @@ CLI_CASES: list[tuple[str, Callable[[Path, Path], list[str]], tuple[str, ...]]] 
         lambda t, c: ["convert", "-c", str(c), "--calibration", "da", "--estimator", "ema", "--weight-refit"],
         ("weight_refit=True", "estimator='ema'"),
     ),
+    (
+        "bad calibration sites",
+        lambda t, c: ["convert", "-c", str(c), "--calibration", "da", "--calibration-sites", "dense"],
+        ("calibration_sites='dense'",),
+    ),
     ("bad T list", lambda t, c: ["evaluate", "-c", str(c), "-T", "4,x"], ("--timesteps", "4,x")),
     ("T=0", lambda t, c: ["evaluate", "-c", str(c), "-T", "0"], ("--timesteps",)),
     ("bad eval mode", lambda t, c: ["evaluate", "-c", str(c), "--mode", "fast", "-q"], ("mode='fast'",)),
@@ -337,7 +342,7 @@ CLI_CASES: list[tuple[str, Callable[[Path, Path], list[str]], tuple[str, ...]]] 
     ("bad dataset", lambda t, c: ["train", "-d", "mnist", "-o", str(t)], ("mnist",)),
     ("bad model", lambda t, c: ["train", "-m", "nope", "-o", str(t)], ("nope",)),
     ("epochs=0", lambda t, c: ["train", "-e", "0", "-o", str(t)], ("epochs=0",)),
-    ("checkpoint-every=0", lambda t, c: ["train", "--checkpoint-every", "0", "-o", str(t)], ("checkpoint_every=0",)),
+    ("checkpoint-every=0", lambda t, c: ["train", "--checkpoint-every", "0", "-o", str(t)], ("checkpoint-every=0",)),
     ("bad device", lambda t, c: ["train", "--device", "tpu", "-o", str(t)], ("device='tpu'",)),
     (
         "missing dataset files",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ann2snn.errors import OutputError
 from ann2snn.io import atomic_path, atomic_write_bytes, atomic_write_text
 
 
@@ -59,5 +60,5 @@ def test_temp_file_lives_next_to_target(tmp_path: Path) -> None:
 
 
 def test_directory_target_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(OutputError, match="is a directory"):
         atomic_write_text(tmp_path, "x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -46,3 +47,12 @@ def test_remove_stale_temps_only_removes_the_named_ones(tmp_path: Path) -> None:
     removed = remove_stale_temps(tmp_path, ("last.safetensors", "last.json"))
     assert [p.name for p in removed] == [".last.safetensors.ab12.tmp"]
     assert _temps(tmp_path) == [".other.json.cd34.tmp"]
+
+
+def test_remove_stale_temps_keeps_a_live_writers_file(tmp_path: Path) -> None:
+    live = tmp_path / f".last.json.p{os.getpid()}.ab12.tmp"
+    dead = tmp_path / ".last.json.p999999999.cd34.tmp"
+    live.write_text("{")
+    dead.write_text("{")
+    assert remove_stale_temps(tmp_path, ("last.json",)) == [dead]
+    assert _temps(tmp_path) == [live.name]

@@ -76,6 +76,7 @@ def calibrate(
             max_batches=config.calibration_batches,
             progress=progress,
             refit=config.weight_refit,
+            sites=config.calibration_sites,
         )
     mode = "bias" if config.calibration == "li_bias" else "potential"
     return calibrate_li(snn, ann, data, mode=mode, max_batches=config.calibration_batches, progress=progress)

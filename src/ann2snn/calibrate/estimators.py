@@ -10,6 +10,7 @@ Pure functions over per-channel statistics (methods.md §3):
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -124,12 +125,17 @@ def match_output_mse(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Threshold, ψ_DA and φ_DA per channel: output mean equal to ``target``, and among such, least MSE.
 
-    For every candidate threshold ``s·θ`` (``s`` in ``scales``) and ψ (a grid over [−sθ/2, sθ/2], then a finer grid
-    around the best) the amplitude is set by mean matching, ``θ' + φ = target·T/mean(level)``; among the pairs
-    whose mean can be matched with ``|φ| ≤ max_correction·θ'``, the one whose output has the least squared error
-    against the paired reference activations wins (if none can: θ kept, ψ = 0, φ clipped). Exact mean as
-    :func:`match_output_mean`, and a better shape where the SNN's T levels must imitate a finer reference (QCFS at
-    L > T, ClipReLU). ``scales=(1.0,)`` keeps the thresholds.
+    For every candidate threshold ``s·θ`` (``s`` in ``scales``) and ψ (a grid over [−sθ/2, sθ/2], then a walk over
+    a finer grid around the best) the amplitude is set by mean matching, ``θ' + φ = target·T/mean(level)``; among
+    the pairs whose mean can be matched with ``|φ| ≤ max_correction·θ'``, the one whose output has the least
+    squared error against the paired reference activations wins (the first on ties; if none can: θ kept, ψ = 0,
+    φ clipped). Exact mean as :func:`match_output_mean`, and a better shape where the SNN's T levels must imitate
+    a finer reference (QCFS at L > T, ClipReLU). ``scales=(1.0,)`` keeps the thresholds.
+
+    Cost: the samples are sorted once per channel; a candidate then costs T binary searches (the neuron's level
+    is non-decreasing in its input, also in floating point) instead of a pass over all samples, so the levels are
+    the neuron's own and the squared error, accumulated in float64 from the level counts and suffix sums of the
+    reference, equals the sample-wise one up to round-off.
 
     Returns:
         ``(threshold, psi, phi)``, each ``[C]``.
@@ -138,37 +144,79 @@ def match_output_mse(
         ``samples`` and ``reference`` ``[C, N]`` (paired values); ``target``, ``threshold`` ``[C]``.
     """
     dtype = samples.dtype
-    tgt = target.to(dtype)
-    ref = reference.to(dtype)
-    tiny = torch.finfo(dtype).tiny
-
-    def evaluate(theta: Tensor, psi: Tensor) -> tuple[Tensor, Tensor]:
-        level = F.rate_level(samples, timesteps, theta.unsqueeze(1), bias=psi.unsqueeze(1))
-        mean_level = level.mean(dim=1)
-        exact = torch.where(mean_level > 0, tgt * timesteps / mean_level.clamp_min(tiny), theta)
-        amp = torch.minimum(torch.maximum(exact, (1 - max_correction) * theta), (1 + max_correction) * theta)
-        err = (level * (amp / timesteps).unsqueeze(1) - ref).pow(2).mean(dim=1)
-        feasible = (amp == exact) & ((mean_level > 0) | (tgt == 0))  # the mean can be matched within the bound
-        return torch.where(feasible, err, torch.full_like(err, float("inf"))), amp
-
+    stats = _LevelSums(samples, reference.to(dtype), target.to(dtype), timesteps, max_correction)
     base = threshold.to(dtype)
-    best_err = torch.full_like(base, float("inf"))
-    best_theta, best_psi = base.clone(), torch.zeros_like(base)
-
-    def consider(theta: Tensor, psi: Tensor) -> None:
-        nonlocal best_err, best_theta, best_psi
-        err, _ = evaluate(theta, psi)
+    fractions = torch.linspace(-0.5, 0.5, grid + 1, dtype=dtype, device=base.device)
+    thetas = torch.stack([base * s for s in scales for _ in fractions], dim=1)  # [C, K], in the order tried
+    psis = torch.stack([base * s * f for s in scales for f in fractions], dim=1)
+    err, _ = stats.evaluate(thetas, psis)
+    best_err, pick = err.min(dim=1, keepdim=True)  # the first minimum
+    found = best_err.squeeze(1) < float("inf")
+    best_theta = torch.where(found, thetas.gather(1, pick).squeeze(1), base)
+    best_psi = torch.where(found, psis.gather(1, pick).squeeze(1), torch.zeros_like(base))
+    best_err = best_err.squeeze(1)
+    step = best_theta / grid
+    for f in torch.linspace(-1, 1, 17, dtype=dtype, device=base.device):  # a walk: each step from the best so far
+        psi = best_psi + f * step
+        err = stats.evaluate(best_theta.unsqueeze(1), psi.unsqueeze(1))[0].squeeze(1)
         better = err < best_err
-        best_theta = torch.where(better, theta, best_theta)
         best_psi = torch.where(better, psi, best_psi)
         best_err = torch.where(better, err, best_err)
+    _, amp = stats.evaluate(best_theta.unsqueeze(1), best_psi.unsqueeze(1))
+    return best_theta, best_psi, amp.squeeze(1) - best_theta
 
-    fractions = torch.linspace(-0.5, 0.5, grid + 1, dtype=dtype)
-    for s in scales:
-        for f in fractions:
-            consider(base * s, base * s * f)
-    step = best_theta / grid
-    for f in torch.linspace(-1, 1, 17, dtype=dtype):
-        consider(best_theta, best_psi + f * step)
-    _, amp = evaluate(best_theta, best_psi)
-    return best_theta, best_psi, amp - best_theta
+
+class _LevelSums:
+    """Sorted samples of each channel with the suffix sums of their paired reference values (for
+    :func:`match_output_mse`): the level counts and ``Σ level·ref`` of any (θ, ψ) from T binary searches."""
+
+    def __init__(self, samples: Tensor, reference: Tensor, target: Tensor, timesteps: int, max_correction: float):
+        order = _argsort_rows(samples)
+        self.z = samples.gather(1, order)
+        ref = reference.gather(1, order).to(torch.float64)
+        zero = torch.zeros(len(ref), 1, dtype=ref.dtype, device=ref.device)
+        self.suffix = torch.cat([ref.flip(1).cumsum(1).flip(1), zero], dim=1)  # Σ_{j ≥ i} ref_j, [C, N + 1]
+        self.ref_sq = ref.pow(2).sum(dim=1, keepdim=True)
+        self.target = target.unsqueeze(1)
+        self.timesteps = timesteps
+        self.max_correction = max_correction
+        self.steps = torch.arange(1, timesteps + 1, device=samples.device)
+
+    def first_at_least(self, theta: Tensor, psi: Tensor) -> Tensor:
+        """``[C, K, T]``: per candidate (θ, ψ) ``[C, K]`` and level k = 1..T, the first sorted index at level ≥ k."""
+        (c, k), n, T = theta.shape, self.z.shape[1], self.timesteps
+        lo = torch.zeros(c, k, T, dtype=torch.long, device=theta.device)
+        hi = torch.full_like(lo, n)
+        th, ps, steps = theta.unsqueeze(2), psi.unsqueeze(2), self.steps.to(self.z.dtype)
+        for _ in range(n.bit_length() + 1):
+            active = lo < hi
+            mid = (lo + hi) // 2
+            probe = self.z.gather(1, mid.clamp(max=n - 1).reshape(c, -1)).reshape(c, k, T)
+            reached = F.rate_level(probe, T, th, bias=ps) >= steps
+            hi = torch.where(active & reached, mid, hi)
+            lo = torch.where(active & ~reached, mid + 1, lo)
+        return lo
+
+    def evaluate(self, theta: Tensor, psi: Tensor) -> tuple[Tensor, Tensor]:
+        """Per candidate ``[C, K]``: mean squared error (``inf`` where the mean cannot be matched) and amplitude."""
+        (c, k), n, T = theta.shape, self.z.shape[1], self.timesteps
+        first = self.first_at_least(theta, psi)
+        at_least = n - first  # samples at level ≥ k
+        mean_level = at_least.sum(dim=2).to(theta.dtype) / n
+        sum_sq = ((2 * self.steps - 1) * at_least).sum(dim=2).to(torch.float64)  # Σ level²
+        sum_cross = self.suffix.gather(1, first.reshape(c, -1)).reshape(c, k, T).sum(dim=2)  # Σ level·ref
+        tiny = torch.finfo(theta.dtype).tiny
+        exact = torch.where(mean_level > 0, self.target * T / mean_level.clamp_min(tiny), theta)
+        mc = self.max_correction
+        amp = torch.minimum(torch.maximum(exact, (1 - mc) * theta), (1 + mc) * theta)
+        a = (amp / T).to(torch.float64)
+        err = (a * a * sum_sq - 2 * a * sum_cross + self.ref_sq) / n
+        feasible = (amp == exact) & ((mean_level > 0) | (self.target == 0)) & (theta > 0)
+        return torch.where(feasible, err, torch.full_like(err, float("inf"))), amp
+
+
+def _argsort_rows(x: Tensor) -> Tensor:
+    """Per-row sorting permutation (NumPy's introsort on the CPU: several times faster than torch's there)."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(np.argsort(x.detach().numpy(), axis=1, kind="quicksort"))
+    return x.argsort(dim=1)

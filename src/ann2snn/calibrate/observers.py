@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ann2snn.errors import CalibrationError, InputError
+from ann2snn.limits import check_int
 from ann2snn.validation import call_checked
 
 _SAMPLE_CAP = 1 << 18  # values kept per batch and site for percentiles
@@ -22,6 +23,7 @@ def iter_input_batches(data: Iterable[Any] | None, max_batches: int | None = Non
             "calibration_data is required here: pass an iterable of input batches "
             "(e.g. a DataLoader over a few hundred training images)"
         )
+    check_int("max_batches", max_batches, none_ok=True)
     count = 0
     for batch in data:
         if max_batches is not None and count >= max_batches:

@@ -23,7 +23,6 @@ from ann2snn.transforms.sites import check_activations, modularize_sites
 from ann2snn.transforms.trace import set_submodule, trace
 
 SiteFn = Callable[[str, Tensor, Tensor], tuple[Tensor, Tensor]]
-TapFn = tuple[str, Callable[[Tensor, Tensor], None]]
 
 
 def reference_graph(ann: nn.Module, snn: SpikingModel) -> fx.GraphModule:
@@ -77,38 +76,37 @@ class Lockstep:
         self.sites = set(sites)
         self.nodes = list(calibrated.graph.nodes)
 
-    def run(
-        self, x: Tensor, site_fn: SiteFn, stop_at: str | None = None, tap: TapFn | None = None
-    ) -> tuple[Tensor, Tensor] | None:
-        """Both branches on input ``x``; returns their outputs, or ``None`` right after site ``stop_at``.
-
-        With ``tap=(module, fn)`` the run stops instead at the first call of that (non-site) module, after passing
-        its input in both branches to ``fn(x_ref, x_cal)``.
-        """
+    def run(self, x: Tensor, site_fn: SiteFn) -> tuple[Tensor, Tensor]:
+        """Both branches on input ``x``, from the input to the output; returns both outputs."""
         env_ref: dict[str, Any] = {}
         env_cal: dict[str, Any] = {}
-        with torch.no_grad():
-            for node in self.nodes:
-                args_r = fx.node.map_arg(node.args, lambda n: env_ref[n.name])
-                kwargs_r = fx.node.map_arg(node.kwargs, lambda n: env_ref[n.name])
-                args_c = fx.node.map_arg(node.args, lambda n: env_cal[n.name])
-                kwargs_c = fx.node.map_arg(node.kwargs, lambda n: env_cal[n.name])
-                if node.op == "placeholder":
-                    env_ref[node.name] = env_cal[node.name] = x
-                elif node.op == "output":
-                    return args_r[0], args_c[0]
-                elif node.op == "call_module" and str(node.target) in self.sites:
-                    out_r, out_c = site_fn(str(node.target), args_r[0], args_c[0])
-                    env_ref[node.name], env_cal[node.name] = out_r, out_c
-                    if stop_at == str(node.target):
-                        return None
-                elif tap is not None and node.op == "call_module" and str(node.target) == tap[0]:
-                    tap[1](args_r[0], args_c[0])
-                    return None
-                else:
-                    env_ref[node.name] = _call(self.ref, node, args_r, kwargs_r)
-                    env_cal[node.name] = _call(self.cal, node, args_c, kwargs_c)
+        for node in self.nodes:
+            if node.op == "output":
+                return self.args(node, env_ref, env_cal)[0]
+            self.step(node, x, env_ref, env_cal, site_fn)
         raise CalibrationError("calibration: the graph has no output node")
+
+    @staticmethod
+    def args(node: fx.Node, env_ref: dict[str, Any], env_cal: dict[str, Any]) -> tuple[Any, Any]:
+        """The first argument of ``node`` in both branches."""
+        first = node.args[0]
+        ref = fx.node.map_arg(first, lambda n: env_ref[n.name])
+        return ref, fx.node.map_arg(first, lambda n: env_cal[n.name])
+
+    def step(self, node: fx.Node, x: Tensor, env_ref: dict[str, Any], env_cal: dict[str, Any], site_fn: SiteFn) -> None:
+        """Run one (non-output) node in both branches: ``env_*[node.name]`` from the values of its inputs there."""
+        with torch.no_grad():
+            args_r: Any = fx.node.map_arg(node.args, lambda n: env_ref[n.name])
+            kwargs_r = fx.node.map_arg(node.kwargs, lambda n: env_ref[n.name])
+            args_c: Any = fx.node.map_arg(node.args, lambda n: env_cal[n.name])
+            kwargs_c = fx.node.map_arg(node.kwargs, lambda n: env_cal[n.name])
+            if node.op == "placeholder":
+                env_ref[node.name] = env_cal[node.name] = x
+            elif node.op == "call_module" and str(node.target) in self.sites:
+                env_ref[node.name], env_cal[node.name] = site_fn(str(node.target), args_r[0], args_c[0])
+            else:
+                env_ref[node.name] = _call(self.ref, node, args_r, kwargs_r)
+                env_cal[node.name] = _call(self.cal, node, args_c, kwargs_c)
 
 
 def _call(gm: fx.GraphModule, node: fx.Node, args: Any, kwargs: Any) -> Any:

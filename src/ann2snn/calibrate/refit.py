@@ -16,6 +16,8 @@ reconstruction by gradient descent.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -55,6 +57,43 @@ def layer_rows(module: nn.Module, x: Tensor) -> Tensor:
     """Rows ``x`` the layer's output is linear in, ``[N, d]`` (conv: one im2col patch per output position)."""
     cols = _patches(module, x)
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def _positions(module: nn.Module, x: Tensor) -> int:
+    """Rows of :func:`layer_rows` per image (conv: output positions; linear: rows of the flattened leading dims)."""
+    if isinstance(module, nn.Linear):
+        return x[0].numel() // x.shape[-1] if x.dim() > 2 else 1
+    assert isinstance(module, nn.Conv2d) and not isinstance(module.padding, str)
+    return math.prod(_out_size(module, x))
+
+
+def _out_size(module: nn.Conv2d, x: Tensor) -> tuple[int, int]:
+    assert not isinstance(module.padding, str)
+    return tuple(  # type: ignore[return-value]
+        (x.shape[2 + i] + 2 * module.padding[i] - module.dilation[i] * (module.kernel_size[i] - 1) - 1)
+        // module.stride[i]
+        + 1
+        for i in range(2)
+    )
+
+
+def _rows_at(module: nn.Module, xs: tuple[Tensor, ...], image: Tensor, position: Tensor) -> list[Tensor]:
+    """Rows ``image·positions + position`` of :func:`layer_rows` of each of ``xs`` (same shape), one patch each."""
+    x = xs[0]
+    if isinstance(module, nn.Linear):
+        index = image * _positions(module, x) + position
+        return [t.reshape(-1, t.shape[-1])[index] for t in xs]
+    assert isinstance(module, nn.Conv2d) and not isinstance(module.padding, str)
+    (ph, pw), (kh, kw) = module.padding, module.kernel_size
+    width = _out_size(module, x)[1]
+    c, h, w = x.shape[1], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw  # the zero-padded input
+    dev = x.device
+    corner = image * (c * h * w) + (position // width) * (module.stride[0] * w) + (position % width) * module.stride[1]
+    rows = torch.arange(kh, device=dev) * (module.dilation[0] * w)
+    cols = torch.arange(kw, device=dev) * module.dilation[1]
+    patch = (torch.arange(c, device=dev)[:, None, None] * (h * w) + rows[:, None] + cols).reshape(-1)  # unfold's order
+    index = (corner.unsqueeze(1) + patch).reshape(-1)
+    return [F.pad(t, (pw, pw, ph, ph)).reshape(-1).index_select(0, index).reshape(len(image), -1) for t in xs]
 
 
 def layer_features(module: nn.Module, x: Tensor) -> Tensor:
@@ -130,14 +169,25 @@ class GramPair:
                 part[key] = part[key] + value if key in part else value
 
     def _sample(self, x_cal: Tensor, x_ref: Tensor, n_keep: int) -> tuple[Tensor, Tensor]:
-        """The same ≤ ``n_keep`` random rows of :func:`layer_rows` of both inputs, without copying all rows."""
-        cs, ca = _patches(self.module, x_cal), _patches(self.module, x_ref)  # [B, d, P]
-        n_rows, positions = cs.shape[0] * cs.shape[2], cs.shape[2]
+        """The same ≤ ``n_keep`` random rows of :func:`layer_rows` of both inputs, without building all rows."""
+        positions = _positions(self.module, x_cal)
+        n_rows = len(x_cal) * positions
         if n_rows <= n_keep:
-            return cs.transpose(1, 2).reshape(n_rows, -1), ca.transpose(1, 2).reshape(n_rows, -1)
+            return layer_rows(self.module, x_cal), layer_rows(self.module, x_ref)
         picks = torch.randperm(n_rows, generator=self.gen)[:n_keep].to(x_cal.device)
         image, position = picks // positions, picks % positions
-        return cs[image, :, position], ca[image, :, position]
+        rows_cal, rows_ref = _rows_at(self.module, (x_cal, x_ref), image, position)
+        return rows_cal, rows_ref
+
+    @property
+    def rows(self) -> int:
+        """Rows (images × output positions) in the fitted part so far."""
+        return int(self.fit["ss"][-1, -1]) if "ss" in self.fit else 0  # Σ 1·1 over the ones column
+
+    @property
+    def parameters(self) -> int:
+        """Parameters per output channel: the input features and the bias."""
+        return int(augmented_weight(self.module).shape[1])
 
     def solve(self) -> tuple[Tensor | None, float | None]:
         """The refit ``[W', b']`` and its λ, or ``(None, None)`` where keeping the ANN's weights is best."""

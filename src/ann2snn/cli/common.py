@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ann2snn.errors import ConfigError
+from ann2snn.limits import check_int
 
 
 def parse_int_list(text: str, option: str) -> list[int]:
@@ -16,14 +17,52 @@ def parse_int_list(text: str, option: str) -> list[int]:
         raise ConfigError(f"{option} {text!r} must be a comma-separated list of integers, e.g. 1,2,4,8") from None
     if not values or any(v <= 0 for v in values):
         raise ConfigError(f"{option} {text!r} must list positive integers, e.g. 1,2,4,8")
+    for value in values:
+        check_int(option, value, key=option.lstrip("-").replace("-", "_"))
     return values
 
 
+def check_model_fits_dataset(model: Any, dataset: str, data_dir: Path | None) -> None:
+    """ConfigError if a registered model's classes, channels or image size differ from ``dataset``'s.
+
+    A 10-class checkpoint evaluated on a 100-class dataset would otherwise print a table of meaningless accuracies.
+    """
+    from ann2snn.data import dataset_info
+
+    kwargs = getattr(model, "model_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return  # not a registered model: the labels are checked against its outputs batch by batch
+    info = dataset_info(dataset, data_dir)
+    for key, have, what in (
+        ("num_classes", info.num_classes, "classes"),
+        ("in_channels", info.in_channels, "channels"),
+        ("image_size", info.image_size, "pixels per side"),
+    ):
+        want = kwargs.get(key)
+        if isinstance(want, int) and want != have:
+            raise ConfigError(
+                f"--dataset {dataset} has {have} {what} but the checkpoint's model was built for {want} "
+                f"({key}={want}); pass the dataset it was trained on with --dataset"
+            )
+
+
 def test_and_calibration_loaders(
-    dataset: str, data_dir: Path | None, limit: int | None, batch_size: int, calibration_batches: int
+    dataset: str,
+    data_dir: Path | None,
+    limit: int | None,
+    batch_size: int,
+    calibration_batches: int,
+    model: Any = None,
 ) -> tuple[Any, list[Any]]:
-    """Test loader, and up to ``calibration_batches`` training batches for data-based thresholds."""
+    """Test loader, and up to ``calibration_batches`` training batches for data-based thresholds.
+
+    With ``model``, first checks that it fits ``dataset`` (:func:`check_model_fits_dataset`).
+    """
     from ann2snn.data import load_dataset, make_loader
+
+    check_int("--calibration-batches", calibration_batches, key="calibration_batches")
+    if model is not None:
+        check_model_fits_dataset(model, dataset, data_dir)
 
     test = make_loader(load_dataset(dataset, "test", data_dir, limit), batch_size, shuffle=False)
     calib: list[Any] = []

@@ -49,7 +49,7 @@ def compare_command(
         typer.echo(f"note: {checkpoint} is a saved SNN; comparing the methods on the ANN it was converted from")
     name = source.dataset(dataset)
     needs_data = source.quant is None or any(parse_method(n, presteps)[1].get("calibration") for n in names)
-    test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0)
+    test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0, model=source.ann)
     calib = o.calibration_data(name, data_dir, calibration_batches) if needs_data else None
     report = compare(source.ann, test, names, ts, presteps=presteps, calibration_data=calib, progress=not quiet)
     by_latency = report.by_latency()

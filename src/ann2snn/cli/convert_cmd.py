@@ -28,6 +28,7 @@ def convert_command(
     ),
     calibration: str | None = o.calibration_option(),
     estimator: str = o.estimator_option(),
+    calibration_sites: str = o.calibration_sites_option(),
     weight_refit: bool | None = o.weight_refit_option(),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Save the SNN in this folder (evaluate/export/robustness read it)."
@@ -51,6 +52,7 @@ def convert_command(
         calibration=calibration,
         estimator=estimator,
         weight_refit=weight_refit,
+        calibration_sites=calibration_sites,
         calibration_batches=calibration_batches,
     )
     if is_saved_snn(checkpoint):
@@ -62,7 +64,7 @@ def convert_command(
     calib = None
     if ckpt.quant is None or threshold_mode != "auto" or calibration is not None:
         name = dataset or ckpt.meta.get("dataset") or "digits"
-        calib = o.calibration_data(name, data_dir, calibration_batches)
+        calib = o.calibration_data(name, data_dir, calibration_batches, model=ckpt.model)
     snn = convert(ckpt.model, config, calibration_data=calib)
     typer.echo(snn.summary())
     if json_path is not None:

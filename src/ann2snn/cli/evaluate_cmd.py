@@ -21,6 +21,7 @@ CONVERSION_PARAMS = (
     "calibration",
     "estimator",
     "weight_refit",
+    "calibration_sites",
     "calibration_batches",
 )
 
@@ -42,6 +43,7 @@ def evaluate_command(
     per_channel: bool = o.per_channel_option(),
     calibration: str | None = o.calibration_option(),
     estimator: str = o.estimator_option(),
+    calibration_sites: str = o.calibration_sites_option(),
     weight_refit: bool | None = o.weight_refit_option(),
     calibration_batches: int = typer.Option(
         16, "--calibration-batches", help="Batches for data thresholds and calibration."
@@ -72,7 +74,7 @@ def evaluate_command(
                 f"{checkpoint} was calibrated ({snn.config.calibration}) for T={snn.timesteps}; evaluate it at "
                 f"--timesteps {snn.timesteps}, or convert again for another T"
             )
-        test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0)
+        test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0, model=source.ann)
     else:
         ts = parse_int_list(timesteps or "1,2,4,8", "--timesteps")
         if calibration is not None and len(ts) > 1:
@@ -90,10 +92,11 @@ def evaluate_command(
             calibration=calibration,
             estimator=estimator,
             weight_refit=weight_refit,
+            calibration_sites=calibration_sites,
             calibration_batches=calibration_batches,
         )
         needs_data = source.quant is None or threshold_mode != "auto" or calibration is not None
-        test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0)
+        test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0, model=source.ann)
         calib = o.calibration_data(name, data_dir, calibration_batches) if needs_data else None
         snn = convert(source.ann, config, calibration_data=calib)
     report = evaluate(source.ann, snn, test, ts, mode=mode, progress=not quiet)

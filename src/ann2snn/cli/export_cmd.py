@@ -39,13 +39,17 @@ class _Collect(logging.Handler):
 def _warnings_collected() -> Iterator[list[str]]:
     """The library's warnings during the block, collected (printed once by the command) instead of logged."""
     logger = logging.getLogger("ann2snn")
-    handler, propagate = _Collect(), logger.propagate
+    handler, propagate, handlers = _Collect(), logger.propagate, logger.handlers[:]
+    for other in handlers:  # e.g. the app's, which would print each warning again after the command
+        logger.removeHandler(other)
     logger.addHandler(handler)
     logger.propagate = False
     try:
         yield handler.messages
     finally:
         logger.removeHandler(handler)
+        for other in handlers:
+            logger.addHandler(other)
         logger.propagate = propagate
 
 
@@ -100,7 +104,7 @@ def export_command(
         )
         calib = None
         if source.quant is None or threshold_mode != "auto":
-            calib = o.calibration_data(name, data_dir, calibration_batches)
+            calib = o.calibration_data(name, data_dir, calibration_batches, model=source.ann)
         snn = convert(source.ann, config, calibration_data=calib).cpu()
     info = dataset_info(name, data_dir)
     shape = (info.in_channels, info.image_size, info.image_size)

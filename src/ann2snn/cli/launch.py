@@ -19,6 +19,7 @@ import typer
 
 from ann2snn.errors import ConfigError
 
+LAUNCHED_ENV = "ANN2SNN_LAUNCHED"  # set in the workers of ``--nproc-per-node``: the launcher reports Ctrl-C once
 RANK_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -28,6 +29,11 @@ def process_rank() -> int:
         return int(os.environ.get("RANK", "0"))
     except ValueError:
         return 0
+
+
+def launched() -> bool:
+    """Whether this process is a worker that ``--nproc-per-node`` started (its launcher reports Ctrl-C)."""
+    return os.environ.get(LAUNCHED_ENV) == "1"
 
 
 def worker_args(ctx: typer.Context, skip: tuple[str, ...]) -> list[str]:
@@ -73,6 +79,7 @@ def launch(nproc: int, command: list[str]) -> int:
             MASTER_ADDR="127.0.0.1",
             MASTER_PORT=str(port),
         )
+        env[LAUNCHED_ENV] = "1"
         procs.append(subprocess.Popen([sys.executable, "-m", "ann2snn", *command], env=env))  # noqa: S603
     try:
         while True:

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from ann2snn.config import CALIBRATIONS, ESTIMATORS, METHODS, NEURONS, RESETS, THRESHOLD_MODES
+from ann2snn.config import CALIBRATION_SITES, CALIBRATIONS, ESTIMATORS, METHODS, NEURONS, RESETS, THRESHOLD_MODES
 from ann2snn.errors import ConfigError
 
 SIM_MODES = ("auto", "spike", "rate")  # ann2snn.evaluate's mode argument
@@ -60,6 +60,14 @@ def calibration_option() -> Any:
 
 def estimator_option() -> Any:
     return typer.Option("match", "--estimator", help=f"DA estimator: {choices(ESTIMATORS)}.")
+
+
+def calibration_sites_option() -> Any:
+    return typer.Option(
+        "all",
+        "--calibration-sites",
+        help=f"DA: calibrate {choices(CALIBRATION_SITES)} sites (conv: conv sites only, as the paper's code).",
+    )
 
 
 def weight_refit_option() -> Any:
@@ -141,8 +149,11 @@ def refuse_conversion_options(ctx: typer.Context, source: Source, names: Iterabl
 CALIBRATION_BATCH_SIZE = 128
 
 
-def calibration_data(dataset: str, data_dir: Path | None, batches: int) -> list[Any]:
-    """The first ``batches`` shuffled (seed 0) training batches of 128: the same for every command."""
+def calibration_data(dataset: str, data_dir: Path | None, batches: int, model: Any = None) -> list[Any]:
+    """The first ``batches`` shuffled (seed 0) training batches of 128: the same for every command.
+
+    With ``model``, first checks that it fits ``dataset`` (class count, channels, image size).
+    """
     from ann2snn.cli.common import test_and_calibration_loaders
 
-    return test_and_calibration_loaders(dataset, data_dir, None, CALIBRATION_BATCH_SIZE, batches)[1]
+    return test_and_calibration_loaders(dataset, data_dir, None, CALIBRATION_BATCH_SIZE, batches, model=model)[1]

@@ -62,7 +62,7 @@ def robustness_command(
                 f"{checkpoint} was calibrated ({snn.config.calibration}) for T={snn.timesteps}; use "
                 f"--timesteps {snn.timesteps}, or convert again for another T"
             )
-        test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0)
+        test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0, model=source.ann)
         _report(snn, test, attack_list, ts, source.ann, seed, gradient, mode, quiet, name, json_path, markdown_path)
         return
     ts = parse_int_list(timesteps or "1,2,4,8", "--timesteps")
@@ -78,7 +78,7 @@ def robustness_command(
         leak_mode="linear" if leak_delta and leak == 1.0 else "exponential",
         leak_delta=leak_delta,
     )
-    test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0)
+    test, _ = test_and_calibration_loaders(name, data_dir, limit, batch_size, 0, model=source.ann)
     calib = o.calibration_data(name, data_dir, calibration_batches) if quant is None else None
     snn = convert(source.ann, config, calibration_data=calib)
     _report(snn, test, attack_list, ts, source.ann, seed, gradient, mode, quiet, name, json_path, markdown_path)

@@ -7,12 +7,25 @@ from pathlib import Path
 import typer
 
 from ann2snn.cli import options as o
-from ann2snn.cli.app import EXIT_USER_ERROR, app
-from ann2snn.cli.launch import launch, process_rank, worker_args
+from ann2snn.cli.app import EXIT_INTERRUPTED, EXIT_USER_ERROR, Interrupted, app
+from ann2snn.cli.launch import launch, launched, process_rank, worker_args
 from ann2snn.config import ACTIVATIONS
 from ann2snn.errors import Ann2SnnError, ConfigError
 
 ACTIVATION_CHOICES = ("relu", *ACTIVATIONS)
+
+
+def _resume_hint(out: Path) -> str:
+    """What a Ctrl-C during training leaves in ``out`` and how to continue."""
+    from ann2snn.export.checkpoint import checkpoint_exists
+    from ann2snn.train.loop import LAST, PREVIOUS
+
+    if checkpoint_exists(out / LAST) or checkpoint_exists(out / PREVIOUS):
+        return (
+            f"training stopped; {out / LAST} holds the last checkpoint (epoch ends and every --checkpoint-every "
+            "steps): run the same command with --resume to continue; on CPU it ends bit-for-bit as an uninterrupted run"
+        )
+    return f"training stopped before its first checkpoint in {out}; run the same command again to start over"
 
 
 @app.command("train", short_help="Train a model (QCFS by default); write OUT/last and OUT/final.")
@@ -46,7 +59,10 @@ def train_command(
     Under torchrun or --nproc-per-node only rank 0 prints; the other ranks stay quiet, errors included.
     """
     if nproc_per_node is not None:
-        code = launch(nproc_per_node, ["train", *worker_args(ctx, ("nproc_per_node",))])
+        try:
+            code = launch(nproc_per_node, ["train", *worker_args(ctx, ("nproc_per_node",))])
+        except KeyboardInterrupt:  # the workers stay quiet; one line here
+            raise Interrupted(_resume_hint(out)) from None
         if code:
             raise typer.Exit(code)
         return
@@ -74,6 +90,10 @@ def train_command(
         if rank == 0:
             raise
         raise typer.Exit(EXIT_USER_ERROR) from None  # rank 0 reports the same error once
+    except KeyboardInterrupt:
+        if rank == 0 and not launched():
+            raise
+        raise typer.Exit(EXIT_INTERRUPTED) from None  # rank 0 (or the --nproc-per-node launcher) says it once
 
 
 def _train(
@@ -117,17 +137,20 @@ def _train(
     )
     if quant is not None:
         net = prepare(net, quant)
-    result = train(
-        net,
-        train_data,
-        config,
-        out_dir=out,
-        eval_data=eval_data,
-        progress=not quiet,
-        resume=resume,
-        quant=quant,
-        dataset=dataset,
-    )
+    try:
+        result = train(
+            net,
+            train_data,
+            config,
+            out_dir=out,
+            eval_data=eval_data,
+            progress=not quiet,
+            resume=resume,
+            quant=quant,
+            dataset=dataset,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(_resume_hint(out)) from None
     if rank != 0:
         return
     accuracy = "n/a" if result.eval_acc is None else f"{result.eval_acc:.2%}"

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ann2snn.errors import ConfigError
+from ann2snn.limits import check_int
 
 SPLITS = ("train", "test")
 DATA_DIR_ENV = "ANN2SNN_DATA_DIR"
@@ -55,12 +56,8 @@ def check_split(split: str) -> str:
 
 
 def check_limit(limit: int | None) -> int | None:
-    """Validate ``limit`` (``None`` keeps every sample, ``N >= 1`` keeps the first N)."""
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigError(f"limit={limit!r} must be None or a positive integer (e.g. limit=256)")
-    return limit
+    """Validate ``limit`` (``None`` keeps every sample, ``N`` in 1..2**40 keeps the first N)."""
+    return check_int("limit", limit, none_ok=True)  # type: ignore[no-any-return]
 
 
 def check_image_size(name: str, image_size: int | None, native: int) -> None:
@@ -101,15 +98,14 @@ def make_loader(
 
     Args:
         dataset: Any map-style dataset, e.g. from :func:`ann2snn.data.load_dataset`.
-        batch_size: Samples per batch (the last batch may be smaller).
+        batch_size: Samples per batch (the last batch may be smaller), in 1..1048576.
         shuffle: Reshuffle every epoch (deterministically, from ``seed``).
-        seed: Seed of the loader's own ``torch.Generator``; global RNG state is neither read nor changed.
-        num_workers: Worker processes (0 loads in the main process).
+        seed: Seed of the loader's own ``torch.Generator`` (0..2**63-1); global RNG state is neither read nor changed.
+        num_workers: Worker processes (0..1024; 0 loads in the main process).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size!r} must be a positive integer (e.g. batch_size=128)")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ConfigError(f"num_workers={num_workers!r} must be a non-negative integer")
+    check_int("batch_size", batch_size)
+    check_int("num_workers", num_workers)
+    check_int("seed", seed)
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     return DataLoader(

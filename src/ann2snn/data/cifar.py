@@ -99,9 +99,19 @@ def _resolve_folder(layout: _Layout, data_dir: str | Path | None) -> Path:
     )
 
 
+MAX_BATCH_BYTES = 512 * 2**20
+"""Largest CIFAR batch file read (the CIFAR-100 train file, the largest, has about 160 MB)."""
+
+
 def _read_batch(layout: _Layout, path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DatasetError(f"{layout.name} file {path} is missing; {_how_to_get(layout)}")
+    size = path.stat().st_size
+    if size > MAX_BATCH_BYTES:
+        raise DatasetError(
+            f"{layout.name} file {path} has {size:,} bytes, more than a batch file can ({MAX_BATCH_BYTES:,}); "
+            f"{_how_to_get(layout)}"
+        )
     try:
         with path.open("rb") as f:
             batch = safe_pickle_load(f, encoding="bytes")  # plain data + numpy arrays only, runs no code
@@ -115,16 +125,53 @@ def _read_batch(layout: _Layout, path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path} is not a {layout.name} batch (expected a dict with b'data' and {layout.label_key!r}); "
             f"{_how_to_get(layout)}"
         )
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[layout.label_key], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * IMAGE_SIZE * IMAGE_SIZE or data.shape[0] != labels.shape[0]:
-        raise DatasetError(
-            f"{path} holds data of shape {data.shape} and {labels.shape[0]} labels, expected [N, 3072] and N "
-            f"labels; {_how_to_get(layout)}"
-        )
-    if labels.size and (labels.min() < 0 or labels.max() >= layout.info.num_classes):
-        raise DatasetError(f"{path} holds labels outside 0..{layout.info.num_classes - 1}; {_how_to_get(layout)}")
+    data = _check_data(batch[b"data"], path, layout)
+    labels = _check_labels(batch[layout.label_key], data.shape[0], path, layout)
     return data.reshape(-1, 3, IMAGE_SIZE, IMAGE_SIZE), labels
+
+
+def _check_data(data: object, path: Path, layout: _Layout) -> np.ndarray:
+    """b"data" must be a uint8 array [N, 3072] (no lists: converting nested lists could exhaust memory)."""
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        found = (
+            f"a {data.dtype} array of shape {list(data.shape)}" if isinstance(data, np.ndarray) else type(data).__name__
+        )
+        raise DatasetError(f"{path}: b'data' is {found}, expected [N, 3072] uint8 pixel bytes; {_how_to_get(layout)}")
+    return data
+
+
+def _check_labels(labels: object, count: int, path: Path, layout: _Layout) -> np.ndarray:
+    """Labels: a list or integer array of exactly ``count`` ints in ``0..K-1`` (no floats, no nesting)."""
+    key, k = layout.label_key.decode(), layout.info.num_classes
+
+    def fail(what: str) -> DatasetError:
+        return DatasetError(f"{path}: {key} {what}; expected {count} integers in 0..{k - 1}, {_how_to_get(layout)}")
+
+    if isinstance(labels, np.ndarray):
+        if labels.dtype.kind not in "iu" or labels.ndim != 1:
+            raise fail(f"is a {labels.dtype} array of shape {list(labels.shape)}")
+        values = labels.astype(np.int64)
+    elif isinstance(labels, list):
+        if len(labels) != count:
+            raise fail(f"has {len(labels)} entries but b'data' has {count} images")
+        bad = next((v for v in labels if type(v) is not int), None)
+        if bad is not None:
+            raise fail(f"holds {type(bad).__name__} {_short(bad)}")
+        if any(v < 0 or v >= k for v in labels):
+            raise fail(f"holds {next(v for v in labels if v < 0 or v >= k)}, outside 0..{k - 1}")
+        values = np.asarray(labels, dtype=np.int64)
+    else:
+        raise fail(f"is a {type(labels).__name__}")
+    if values.shape[0] != count:
+        raise fail(f"has {values.shape[0]} entries but b'data' has {count} images")
+    if values.size and (values.min() < 0 or values.max() >= k):
+        raise fail(f"holds {int(values.min() if values.min() < 0 else values.max())}, outside 0..{k - 1}")
+    return values
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, list | dict) else f"of length {len(value)}"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @functools.lru_cache(maxsize=4)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import zlib
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import numpy as np
 from torch.utils.data import TensorDataset
@@ -58,39 +60,72 @@ def _resolve_folder(data_dir: str | Path | None) -> Path:
     return base
 
 
+MAX_IDX_BYTES = 512 * 2**20
+"""Largest IDX payload decoded (the Fashion-MNIST train images hold 47 MB); bounds gzip inflation too."""
+
+
 def parse_idx(path: str | Path, magic: int) -> np.ndarray:
     """Decode an IDX file of unsigned bytes (gzip if the name ends in ``.gz``) into a read-only uint8 array.
+
+    The header's dimensions are checked before the data is read: their product must not exceed
+    :data:`MAX_IDX_BYTES` and must equal the bytes the file holds (for gzip, at most that many bytes are
+    inflated, so a small file that inflates to GiBs is refused after reading one byte too many).
 
     Raises:
         DatasetError: The file cannot be read, is truncated, or has the wrong magic number or sizes.
     """
     path = Path(path)
+    ndim = magic & 0xFF
+    header_size = 4 + 4 * ndim
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with _open_idx(path) as handle:
+            header = handle.read(header_size)
+            dims, size = _check_header(path, header, header_size, magic, ndim)
+            if path.suffix != ".gz" and path.stat().st_size != header_size + size:
+                _size_mismatch(path, dims, size, path.stat().st_size - header_size)
+            raw = handle.read(size + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(
             f"cannot read IDX file {path}: {exc}; the file is corrupt or truncated, {HOW_TO_GET}"
         ) from exc
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(f"IDX file {path} is truncated ({len(raw)} bytes, header needs {header}); {HOW_TO_GET}")
-    found = int.from_bytes(raw[:4], "big")
+    if len(raw) != size:
+        _size_mismatch(path, dims, size, len(raw) if len(raw) <= size else f"more than {size}")
+    arr = np.frombuffer(raw, dtype=np.uint8).reshape(dims)
+    arr.flags.writeable = False
+    return arr
+
+
+def _open_idx(path: Path) -> BinaryIO:
+    handle = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    return cast(BinaryIO, handle)
+
+
+def _check_header(path: Path, header: bytes, header_size: int, magic: int, ndim: int) -> tuple[tuple[int, ...], int]:
+    if len(header) < header_size:
+        raise DatasetError(
+            f"IDX file {path} is truncated ({len(header)} bytes, header needs {header_size}); {HOW_TO_GET}"
+        )
+    found = int.from_bytes(header[:4], "big")
     if found != magic:
         raise DatasetError(
             f"IDX file {path} has magic number 0x{found:08x}, expected 0x{magic:08x}; "
             f"it is not a Fashion-MNIST file of this kind, {HOW_TO_GET}"
         )
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    size = int(np.prod(dims, dtype=np.int64))
-    if len(raw) - header != size:
+    dims = tuple(int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    size = math.prod(dims)  # Python ints: no overflow
+    if size > MAX_IDX_BYTES:
         raise DatasetError(
-            f"IDX file {path} is truncated or corrupt: header says {dims} ({size} bytes of data) but it holds "
-            f"{len(raw) - header}; {HOW_TO_GET}"
+            f"IDX file {path}: header declares dimensions {list(dims)} ({size:,} bytes), more than the "
+            f"{MAX_IDX_BYTES:,} allowed; the file is corrupt, {HOW_TO_GET}"
         )
-    arr = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
-    arr.flags.writeable = False
-    return arr
+    return dims, size
+
+
+def _size_mismatch(path: Path, dims: tuple[int, ...], size: int, held: int | str) -> None:
+    raise DatasetError(
+        f"IDX file {path} is truncated or corrupt: header says {list(dims)} ({size} bytes of data) but it holds "
+        f"{held}; {HOW_TO_GET}"
+    )
 
 
 @functools.lru_cache(maxsize=4)

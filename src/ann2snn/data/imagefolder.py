@@ -13,6 +13,7 @@ Shape:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +57,16 @@ def _classes(root: Path) -> tuple[str, ...]:
     folder = _split_folder(root, "train") or _split_folder(root, "test")
     if folder is None:
         raise DatasetError(f"{root} has none of the split folders train/, val/, test/; {HOW_TO_GET}")
-    classes = tuple(p.name for p in _class_dirs(folder))
-    if not classes:
+    dirs = _class_dirs(folder)
+    if not dirs:
         raise DatasetError(f"{folder} has no class sub-folders; {HOW_TO_GET}")
-    return classes
+    for class_dir in dirs:  # an empty folder would silently become a class no sample ever has
+        if not any(p.is_file() and p.suffix.lower() in EXTENSIONS for p in class_dir.iterdir()):
+            raise DatasetError(
+                f"class folder {class_dir} holds no .png/.jpg/.jpeg images, so it would become an extra class "
+                "that no sample has; add its images or remove the folder"
+            )
+    return tuple(p.name for p in dirs)
 
 
 def _check_size(image_size: int | None) -> int:
@@ -69,21 +76,41 @@ def _check_size(image_size: int | None) -> int:
     return size
 
 
+MAX_IMAGE_PIXELS = 2**25
+"""Largest image decoded (33.5 megapixels, e.g. 8192x4096); larger ones are refused as decompression bombs."""
+MAX_ASPECT = 64
+"""Most elongated image accepted: resizing the shorter side of a 1 x 10**6 strip would allocate GiBs."""
+
+
+def _check_pixels(path: str | Path, w: int, h: int) -> None:
+    if w * h > MAX_IMAGE_PIXELS:
+        raise DatasetError(
+            f"image {path} is {w}x{h} = {w * h:,} pixels, more than the {MAX_IMAGE_PIXELS:,} decoded "
+            "(a decompression bomb?); shrink or delete the file"
+        )
+    if min(w, h) < 1 or max(w, h) > MAX_ASPECT * min(w, h):
+        raise DatasetError(f"image {path} is {w}x{h}, more elongated than {MAX_ASPECT}:1; crop or delete the file")
+
+
 def load_image(path: str | Path, image_size: int) -> torch.Tensor:
     """Read one image as RGB, resize its shorter side to ``image_size``, centre-crop; ``[3, S, S]`` in [0, 1]."""
     from PIL import Image, UnidentifiedImageError  # lazy: Pillow is only needed for image folders
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            w, h = img.size
+        with warnings.catch_warnings():  # Pillow warns of large images; _check_pixels refuses them itself
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)  # reads the header only: the size is known before any pixel is decoded
+        with opened:
+            w, h = opened.size
+            _check_pixels(path, w, h)
+            img = opened.convert("RGB")
             scale = image_size / min(w, h)
             new_w, new_h = max(image_size, round(w * scale)), max(image_size, round(h * scale))
             img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
             left, top = (new_w - image_size) // 2, (new_h - image_size) // 2
             img = img.crop((left, top, left + image_size, top + image_size))
             arr = np.asarray(img, dtype=np.float32) / np.float32(255.0)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"cannot read image {path}: {exc}; replace or delete the file") from exc
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 

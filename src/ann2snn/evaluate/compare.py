@@ -22,10 +22,11 @@ from typing import Any
 
 from torch import nn
 
-from ann2snn.config import PRESIM_METHODS, ConversionConfig, _positive_int
+from ann2snn.config import PRESIM_METHODS, ConversionConfig
 from ann2snn.errors import ConfigError
 from ann2snn.evaluate.comparison import ComparisonReport
 from ann2snn.evaluate.metrics import evaluate
+from ann2snn.limits import check_int, check_timesteps
 
 METHOD_SPECS: dict[str, dict[str, Any]] = {
     "serial": {"method": "serial", "neuron": "if"},
@@ -58,8 +59,7 @@ def parse_method(spec: str, presteps: int = DEFAULT_PRESTEPS) -> tuple[str, dict
         p = int(steps) if steps else presteps
     except ValueError:
         raise ConfigError(f"method {spec!r}: the pre-simulation steps after ':' must be an integer") from None
-    if isinstance(p, bool) or not isinstance(p, int) or p < 0:
-        raise ConfigError(f"method {spec!r}: pre-simulation steps must be an integer >= 0, got {p!r}")
+    check_int(f"method {spec!r}: presteps", p, key="presteps")
     fields["presteps"] = p
     return f"{name}:{p}", fields
 
@@ -91,11 +91,9 @@ def compare(
     Returns:
         A :class:`ComparisonReport` with one row per (method, T).
     """
-    ts = sorted({int(t) for t in timesteps})
-    if not ts:
-        raise ConfigError("timesteps must name at least one T, e.g. timesteps=(1, 2, 4, 8)")
-    for t in ts:
-        _positive_int("timesteps", t)
+    ts = check_timesteps(timesteps)
+    check_int("presteps", presteps)
+    check_int("max_batches", max_batches, none_ok=True)
     specs = [parse_method(m, presteps) for m in methods]
     if not specs:
         raise ConfigError(f"methods must name at least one method, e.g. {','.join(DEFAULT_METHODS)}")

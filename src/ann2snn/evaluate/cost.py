@@ -22,6 +22,7 @@ from torch import Tensor, fx, nn
 
 from ann2snn.errors import InputError
 from ann2snn.layers.neurons import SpikingNeuron
+from ann2snn.limits import as_int
 from ann2snn.simulate.model import SpikingModel
 from ann2snn.simulate.runner import check_input, simulate
 
@@ -220,7 +221,7 @@ def spike_cost(
     x = check_input(x)
     if x.shape[0] == 0:
         raise InputError("spike_cost needs at least one sample")
-    T = snn.timesteps if timesteps is None else int(timesteps)
+    T = snn.timesteps if timesteps is None else as_int("timesteps", timesteps)
     maps, analog = fanout_maps(snn, tuple(x.shape[1:]))
     counts = _spike_counts(snn, x, T)
     B = x.shape[0]

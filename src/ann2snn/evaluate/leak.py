@@ -19,6 +19,7 @@ from ann2snn.config import _finite
 from ann2snn.errors import ConfigError, InputError
 from ann2snn.evaluate.noise import Attack, corrupt, parse_attacks
 from ann2snn.evaluate.robustness import noise_generator
+from ann2snn.limits import check_int
 from ann2snn.simulate.model import SpikingModel
 from ann2snn.simulate.runner import simulate
 from ann2snn.transforms.steprelu import set_leak
@@ -125,6 +126,9 @@ def choose_leak(
             _finite("candidate leak_delta", c, 0.0)
     if max_clean_drop is not None and clean_loader is None:
         raise ConfigError("max_clean_drop needs clean_loader= (held-out clean batches)")
+    check_int("seed", seed)
+    check_int("max_batches", max_batches, none_ok=True)
+    check_int("timesteps", timesteps, none_ok=True)
     neutral = 1.0 if leak_mode == "exponential" else 0.0
 
     def build(c: float) -> SpikingModel:

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ann2snn.config import _positive_int
 from ann2snn.errors import ConfigError, InputError
 from ann2snn.evaluate.progress import progress_bar
 from ann2snn.evaluate.report import ConversionReport
+from ann2snn.limits import check_int, check_timesteps
 from ann2snn.simulate.model import SpikingModel
 from ann2snn.simulate.runner import check_input, simulate
 from ann2snn.validation import call_checked, check_labels
@@ -23,6 +23,22 @@ def _batches(loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise InputError(f"evaluation batch {i} must be an (inputs, labels) pair, got {type(batch).__name__}")
         yield batch[0], batch[1]
+
+
+def _check_outputs(out: Tensor, y: Tensor, what: str, batch: int) -> int:
+    """The number of classes K of ``what``'s outputs ``[B, K]``; InputError if a label of ``y`` is not below K."""
+    if out.dim() != 2 or out.shape[0] != y.shape[0]:
+        raise InputError(
+            f"{what} returned outputs of shape {tuple(out.shape)} for batch {batch} of {y.shape[0]} samples; "
+            "evaluate needs class scores [B, K]"
+        )
+    classes = int(out.shape[-1])
+    if y.numel() and int(y.max()) >= classes:
+        raise InputError(
+            f"batch {batch} labels contain class index {int(y.max())} but {what} has only {classes} outputs "
+            f"(classes 0..{classes - 1}); evaluate on the dataset the model was trained for"
+        )
+    return classes
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -48,11 +64,8 @@ def evaluate(
     """
     if not isinstance(snn, SpikingModel):
         raise ConfigError(f"evaluate expects the SpikingModel returned by ann2snn.convert, got {type(snn).__name__}")
-    ts = sorted({int(t) for t in timesteps})
-    if not ts:
-        raise ConfigError("timesteps must name at least one T, e.g. timesteps=(1, 2, 4, 8)")
-    for t in ts:
-        _positive_int("timesteps", t)
+    ts = check_timesteps(timesteps)
+    check_int("max_batches", max_batches, none_ok=True)
     if mode not in ("auto", "spike", "rate"):
         raise ConfigError(f"mode={mode!r} is not supported; choose 'auto', 'spike' or 'rate'")
     serial = snn.execution == "serial"
@@ -78,13 +91,21 @@ def evaluate(
             x = check_input(x, f"batch {i} inputs").to(device)
             y = check_labels(y, x.shape[0], None, f"batch {i} labels").to(device)
             total += y.numel()
+            ann_classes = None
             if ann is not None:
                 with torch.no_grad():
                     logits = call_checked(ann, x.to(_device_of(ann)), "the ANN", f"batch {i} inputs")
+                    ann_classes = _check_outputs(logits, y, "the ANN", i)
                     correct_ann += int((logits.argmax(-1).to(device) == y).sum())
             runs = [(t_max, None)] if serial else [(t, k) for k, t in enumerate(ts)]
             for t, k in runs:
                 res = simulate(snn, x, t, mode=sim_mode)
+                snn_classes = _check_outputs(res.mean_output, y, "the SNN", i)
+                if ann_classes is not None and snn_classes != ann_classes:
+                    raise ConfigError(
+                        f"the ANN has {ann_classes} outputs but the SNN has {snn_classes}: evaluate an SNN together "
+                        "with the ANN it was converted from (or pass ann=None)"
+                    )
                 if serial:
                     assert res.outputs is not None
                     prefix_mean = res.outputs.cumsum(0) / torch.arange(

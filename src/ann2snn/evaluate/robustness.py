@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ann2snn.config import _positive_int
 from ann2snn.errors import ConfigError, InputError
 from ann2snn.evaluate.noise import Attack, LogitsFn, corrupt, parse_attacks
 from ann2snn.evaluate.progress import progress_bar
@@ -29,6 +28,7 @@ from ann2snn.functional import clip_relu
 from ann2snn.io import atomic_write_text
 from ann2snn.layers.neurons import ParallelIFNeuron
 from ann2snn.layers.step_neuron import StepIFNeuron
+from ann2snn.limits import check_int, check_timesteps
 from ann2snn.simulate.model import SpikingModel
 from ann2snn.simulate.runner import check_input, simulate
 from ann2snn.validation import check_labels
@@ -134,6 +134,21 @@ def _snn_correct(snn: SpikingModel, x: Tensor, y: Tensor, ts: list[int], sim_mod
     return [int((simulate(snn, x, t, mode=sim_mode, record=False).mean_output.argmax(-1) == y).sum()) for t in ts]
 
 
+def _num_classes(ann: nn.Module | None, snn: SpikingModel | None, x: Tensor) -> int:
+    """Outputs K of the evaluated models on one sample of ``x``; ConfigError if the ANN and the SNN differ."""
+    counts = []
+    if ann is not None:
+        with torch.no_grad():
+            counts.append(int(ann(x[:1].to(_device_of(ann))).shape[-1]))
+    if snn is not None:
+        counts.append(snn.sample_sizes(x[:1].to(_device_of(snn)))[2])
+    if len(set(counts)) > 1:
+        raise ConfigError(
+            f"the ANN has {counts[0]} outputs but the SNN has {counts[1]}: pass the ANN the SNN was converted from"
+        )
+    return counts[0]
+
+
 def _batches(loader: Iterable[Any]) -> Iterator[tuple[Tensor, Tensor]]:
     for i, batch in enumerate(loader):
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
@@ -143,7 +158,7 @@ def _batches(loader: Iterable[Any]) -> Iterator[tuple[Tensor, Tensor]]:
 
 def noise_generator(seed: int, batch: int, attack: int) -> torch.Generator:
     """The generator of one (batch, attack): independent of which models are evaluated."""
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + batch * 1_009 + attack)
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + batch * 1_009 + attack) % 2**63)
 
 
 def evaluate_robustness(
@@ -167,7 +182,7 @@ def evaluate_robustness(
         attacks: ``"sp:0.05,gauss:0.1,fgsm:0.02,pgd:0.02"`` or a list of such items / :class:`Attack`.
         timesteps: T values for the SNN.
         ann: The source ANN of an SNN: evaluated alongside it, and the default source of attack gradients.
-        seed: Seed of every random draw (noise, PGD start).
+        seed: Seed of every random draw (noise, PGD start), in 0..2**63-1.
         gradient: ``"ann"``, ``"snn"`` (parallel SNNs, rate mode with straight-through gradients) or ``"auto"``
             (the ANN when there is one, else the SNN). ANN rows are always attacked with the ANN's own gradients.
         mode: SNN simulation: ``"auto"`` (rate for parallel SNNs, exact and cheap), ``"spike"`` or ``"rate"``.
@@ -186,11 +201,9 @@ def evaluate_robustness(
         raise ConfigError(f"gradient={gradient!r} is not supported; choose one of {', '.join(GRADIENTS)}")
     if mode not in ("auto", "spike", "rate"):
         raise ConfigError(f"mode={mode!r} is not supported; choose 'auto', 'spike' or 'rate'")
-    ts = sorted({int(t) for t in timesteps})
-    for t in ts:
-        _positive_int("timesteps", t)
-    if snn is not None and not ts:
-        raise ConfigError("timesteps must name at least one T, e.g. timesteps=(1, 2, 4, 8)")
+    ts = check_timesteps(timesteps) if snn is not None else []
+    check_int("seed", seed)
+    check_int("max_batches", max_batches, none_ok=True)
     needs_grad = any(a.needs_gradient for a in attack_list)
     source = gradient if gradient != "auto" else ("ann" if ann is not None else "snn")
     if needs_grad and source == "ann" and ann is None:
@@ -209,13 +222,16 @@ def evaluate_robustness(
     for m, _ in was_training:
         m.eval()
     ctx = rate_gradients(snn) if (needs_grad and source == "snn" and snn is not None) else contextlib.nullcontext()
+    classes: int | None = None
     try:
         with ctx as snn_grad:
             for i, (x, y) in enumerate(progress_bar(_batches(loader), "robustness", enabled=progress)):
                 if max_batches is not None and i >= max_batches:
                     break
                 x = check_input(x, f"batch {i} inputs")
-                y = check_labels(y, x.shape[0], None, f"batch {i} labels")
+                if classes is None:  # the model's outputs K, once: labels must be below it
+                    classes = _num_classes(ann, snn, x)
+                y = check_labels(y, x.shape[0], classes, f"batch {i} labels")
                 total += y.numel()
                 for j, attack in enumerate(attack_list):
                     name = "clean" if attack is CLEAN else attack.name

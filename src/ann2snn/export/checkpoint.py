@@ -6,10 +6,12 @@ training checkpoint, optimizer and RNG tensors) and ``runs/x/last.json`` (format
 metrics, training scalars and the SHA-256 of the weights file). A path naming an existing directory means the pair
 ``<dir>/checkpoint.*``; a path ending in ``.json`` or ``.safetensors`` names its pair.
 
-Both files are written atomically and the JSON last, after removing the old one: a ``.json`` file present means a
-complete checkpoint whose weights file it vouches for by hash. Anything wrong on load (missing file, truncated or
-corrupt data, missing keys, an architecture that does not match) raises :class:`~ann2snn.errors.CheckpointError`
-naming the file and the problem.
+Saving over an existing checkpoint switches the pair atomically: the new weights are written completely under a
+staged name, then one rename of the ``.json`` makes the new pair current (see
+:mod:`ann2snn.export.checkpoint_pair`); a kill or a full disk at any moment leaves the old or the new checkpoint
+loadable. A ``.json`` file present means a complete checkpoint whose weights file it vouches for by hash.
+Anything wrong on load (missing file, truncated or corrupt data, missing keys or wrong types in the metadata, an
+architecture that does not match) raises :class:`~ann2snn.errors.CheckpointError` naming the file and the problem.
 
 Example:
     >>> import tempfile, torch
@@ -23,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import datetime
@@ -38,7 +39,7 @@ from safetensors.torch import save as save_tensors_to_bytes
 from torch import nn
 
 from ann2snn.config import QuantConfig
-from ann2snn.errors import Ann2SnnError, CheckpointError
+from ann2snn.errors import Ann2SnnError, CheckpointError, ConfigError
 from ann2snn.export.checkpoint_format import (
     FORMAT,
     FORMAT_VERSION,
@@ -51,7 +52,7 @@ from ann2snn.export.checkpoint_format import (
     _read_weights,
     _storable,
 )
-from ann2snn.io import atomic_write_bytes, atomic_write_text
+from ann2snn.export.checkpoint_pair import install_pair
 
 __all__ = [
     "FORMAT",
@@ -173,12 +174,13 @@ def save_checkpoint(
         "training_state": encoded_state,
     }
     text = _dumps(meta, json_path)
-    # The JSON marks a complete checkpoint: drop the old one first so a crash between the two writes leaves no
-    # JSON vouching for a weights file it does not describe.
-    with contextlib.suppress(FileNotFoundError):
-        json_path.unlink()
-    atomic_write_bytes(weights_path, data)
-    atomic_write_text(json_path, text)
+
+    def write_weights(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+
+    # New weights under a staged name, then one rename of the JSON switches (see checkpoint_pair).
+    install_pair(weights_path, json_path, write_weights, meta["weights"]["sha256"], len(data), text)
     return _stem(path)
 
 
@@ -212,6 +214,22 @@ def _resolve_model_identity(
 
 
 # ---------------------------------------------------------------------------------------------------- loading
+def _check_map_location(map_location: Any) -> torch.device:
+    """The device to load onto, or a ConfigError naming ``map_location`` (not the file) if it cannot be used."""
+    from ann2snn.train.distributed import resolve_device  # lazy: ann2snn.train imports this module
+
+    if not isinstance(map_location, (str, torch.device)):
+        raise ConfigError(
+            f"map_location={map_location!r} must be a device name such as 'cpu', 'cuda' or 'cuda:1' (or 'auto')"
+        )
+    try:
+        return resolve_device(map_location)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"load_checkpoint(map_location={str(map_location)!r}): {exc}; the checkpoint itself was not read"
+        ) from None
+
+
 def load_checkpoint(
     path: PathLike,
     map_location: str | torch.device = "cpu",
@@ -222,7 +240,8 @@ def load_checkpoint(
 
     Args:
         path: The checkpoint stem (or either of its two files, or a directory holding ``checkpoint.*``).
-        map_location: Device for the weights and the returned model.
+        map_location: Device for the weights and the returned model (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``;
+            an unavailable device is a ConfigError naming ``map_location``).
         model: Optional module of exactly the saved architecture (already prepared if the checkpoint is
             quantized); a copy of it receives the weights. Without it the model is rebuilt with
             :func:`ann2snn.models.create_model` (and :func:`ann2snn.prepare` when ``quant`` is set).
@@ -234,6 +253,7 @@ def load_checkpoint(
         CheckpointError: Missing, truncated or corrupt files, invalid metadata, or weights that do not fit the
             architecture (the message names the file and the problem).
     """
+    map_location = _check_map_location(map_location)
     weights_path, json_path = checkpoint_files(path)
     meta = _read_meta(weights_path, json_path)
     raw = _read_weights(weights_path, meta, map_location)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from safetensors.torch import load_file
 
 from ann2snn.config import QuantConfig
 from ann2snn.errors import CheckpointError, ConfigError
+from ann2snn.export.checkpoint_pair import locate_weights
+from ann2snn.safeload import load_json_file
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_PREFIX", "STATE_PREFIX"]
 
@@ -91,12 +94,7 @@ def _read_meta(weights_path: Path, json_path: Path) -> dict[str, Any]:
                 f"{json_path}: missing, so {weights_path.name} is an incomplete checkpoint (interrupted save?)"
             )
         raise CheckpointError(f"no checkpoint at {json_path.with_suffix('')} (expected {json_path} and {weights_path})")
-    try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{json_path}: not valid JSON (truncated or corrupt?): {exc}") from exc
-    except OSError as exc:
-        raise CheckpointError(f"{json_path}: cannot read: {exc}") from exc
+    meta = load_json_file(json_path, CheckpointError)
     _validate_meta(meta, json_path)
     return meta
 
@@ -130,7 +128,7 @@ def _validate_meta(meta: Any, json_path: Path) -> None:
             raise fail(f"{key!r} has type {type(meta[key]).__name__}")
     weights = meta["weights"]
     sha = weights.get("sha256")
-    if not isinstance(sha, str) or len(sha) != 64:
+    if not isinstance(sha, str) or re.fullmatch("[0-9a-f]{64}", sha) is None:
         raise fail("weights.sha256 must be a 64-character hex string")
     size = weights.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -143,11 +141,13 @@ def _validate_meta(meta: Any, json_path: Path) -> None:
     if meta["quant"] is not None:
         try:
             QuantConfig.from_dict(meta["quant"])
-        except (ConfigError, TypeError) as exc:
+        except (ConfigError, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             raise fail(f"quant: {exc}") from exc
 
 
 def _read_weights(weights_path: Path, meta: dict[str, Any], map_location: str | torch.device) -> dict[str, Any]:
+    json_name = weights_path.stem + ".json"
+    weights_path = locate_weights(weights_path, meta["weights"]["sha256"])
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: missing (the checkpoint's weights file)")
     expected_size = meta["weights"]["size"]
@@ -157,12 +157,15 @@ def _read_weights(weights_path: Path, meta: dict[str, Any], map_location: str | 
             f"{weights_path}: {size} bytes but the metadata says {expected_size} (truncated, or from a different save)"
         )
     digest = hashlib.sha256()
-    with open(weights_path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with open(weights_path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise CheckpointError(f"{weights_path}: cannot read: {exc.strerror or exc}") from exc
     if digest.hexdigest() != meta["weights"]["sha256"]:
         raise CheckpointError(
-            f"{weights_path}: content does not match the SHA-256 in {weights_path.stem}.json "
+            f"{weights_path}: content does not match the SHA-256 in {json_name} "
             "(corrupt file, or from a different save)"
         )
     try:
@@ -172,20 +175,28 @@ def _read_weights(weights_path: Path, meta: dict[str, Any], map_location: str | 
 
 
 def _decode(obj: Any, tensors: Mapping[str, torch.Tensor], source: Path) -> Any:
+    """Inverse of :func:`_encode`; a malformed special object is a :class:`CheckpointError` naming ``source``."""
     if isinstance(obj, list):
         return [_decode(v, tensors, source) for v in obj]
     if not isinstance(obj, dict):
         return obj
     if set(obj) == {"__tensor__"}:
         key = obj["__tensor__"]
-        if key not in tensors:
+        if not isinstance(key, str) or key not in tensors:
             raise CheckpointError(f"{source}: tensor {key!r} named by the metadata is missing")
         return tensors[key]
     if set(obj) == {"__float__"}:
-        return float(obj["__float__"])
+        text = obj["__float__"]
+        if text not in ("inf", "-inf", "nan"):
+            raise CheckpointError(f"{source}: '__float__' entry {text!r} in the metadata is not inf, -inf or nan")
+        return float(text)
     if set(obj) == {"__items__"}:
         items = obj["__items__"]
-        if not isinstance(items, list) or not all(isinstance(i, list) and len(i) == 2 for i in items):
-            raise CheckpointError(f"{source}: malformed '__items__' entry in the metadata")
+        if not isinstance(items, list) or not all(
+            isinstance(i, list) and len(i) == 2 and (i[0] is None or isinstance(i[0], str | int | float)) for i in items
+        ):
+            raise CheckpointError(
+                f"{source}: malformed '__items__' entry in the metadata (pairs of [scalar key, value])"
+            )
         return {k: _decode(v, tensors, source) for k, v in items}
     return {k: _decode(v, tensors, source) for k, v in obj.items()}

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ann2snn.errors import ConfigError
+from ann2snn.limits import INT_RANGES, check_int
 
 _MODELS: dict[str, Callable[..., ModelBase]] = {}
 F = TypeVar("F", bound=Callable[..., "ModelBase"])
@@ -22,9 +23,12 @@ POOLS = ("avg", "max")
 
 
 def check_positive(name: str, value: Any) -> int:
-    """Raise ConfigError unless ``value`` is a positive int."""
+    """Raise ConfigError unless ``value`` is a positive int (in its range if :data:`ann2snn.limits.INT_RANGES` has
+    one: ``num_classes`` 1..1000000, ``in_channels`` 1..65536, ``image_size`` 1..16384)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer")
+    if name in INT_RANGES:
+        check_int(name, value)
     return value
 
 

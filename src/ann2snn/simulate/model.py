@@ -148,8 +148,9 @@ class SpikingModel(nn.Module):
         planned = self._plan_levels(x_seq) if self._levels_from_rate() else []
         try:
             self._set_parallel(SPIKE_MODE, T)
-            rows = self.max_rows if self.max_rows is not None else (64 if x_seq.device.type == "cpu" else 1 << 30)
-            step = max(1, rows // T)
+            step = self.default_chunk(T, x_seq.device)
+            cap = self.__dict__.get("_chunk_cap")  # set by simulate's memory guard
+            step = min(step, cap) if cap else step
             if B > step:
                 return self._forward_chunks(x_seq, step)
             out = self.net(x_seq.reshape((T * B,) + x_seq.shape[2:]))
@@ -157,6 +158,35 @@ class SpikingModel(nn.Module):
         finally:
             for m in planned:
                 m.end_plan(keep=False)
+
+    def default_chunk(self, timesteps: int, device: torch.device) -> int:
+        """Samples per time-flattened pass of parallel spike mode (see :attr:`max_rows`)."""
+        rows = self.max_rows if self.max_rows is not None else (64 if device.type == "cpu" else 1 << 30)
+        return max(1, rows // timesteps)
+
+    def sample_sizes(self, sample: Tensor) -> tuple[int, int, int]:
+        """``(widest, total, outputs)``: elements of the largest tensor, of all tensors, and of the output that the
+        graph computes for the one sample ``sample`` ``[1, ...]`` in one step (rate mode for parallel SNNs).
+        Neuron state is reset after."""
+        sizes: list[int] = []
+
+        class _Sizes(fx.Interpreter):
+            def run_node(self, n: fx.Node) -> Any:
+                out = super().run_node(n)
+                if isinstance(out, Tensor):
+                    sizes.append(out.numel())
+                return out
+
+        self.reset()
+        if self.execution == "parallel":
+            self._set_parallel(RATE_MODE, max(1, self.timesteps))
+        try:
+            with torch.no_grad(), _hooks_hidden(self.net):
+                out = _Sizes(self.net).run(sample)
+        finally:
+            self.reset()
+        outputs = out.numel() if isinstance(out, Tensor) else 1
+        return (max(sizes), sum(sizes), outputs) if sizes else (1, 1, outputs)
 
     def _levels_from_rate(self) -> bool:
         """Whether parallel spike mode fires a level plan (see :attr:`levels_from`)."""

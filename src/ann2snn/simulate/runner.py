@@ -7,8 +7,9 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from ann2snn.config import _positive_int
 from ann2snn.errors import ConfigError, InputError
+from ann2snn.limits import check_int
+from ann2snn.simulate.memory import plan as memory_plan
 from ann2snn.simulate.model import SpikingModel
 from ann2snn.validation import call_checked
 
@@ -71,6 +72,33 @@ def check_input(x: object, name: str = "x") -> Tensor:
     return x
 
 
+def _guard_memory(snn: SpikingModel, x: Tensor, T: int) -> None:
+    """Estimate the bytes of a spike-mode run before it allocates them; chunk parallel runs finer or refuse.
+
+    The per-sample sizes are measured once per input shape and cached on ``snn``.
+    """
+    key = (tuple(x.shape[1:]), x.dtype, x.device, id(snn.net.graph), snn.execution)
+    cached = snn.__dict__.get("_sizes")
+    if cached is None or cached[0] != key:
+        widest, total, classes = call_checked(lambda xb: snn.sample_sizes(xb[:1]), x, "the SNN")
+        cached = (key, widest, total, classes)
+        snn.__dict__["_sizes"] = cached
+    _, widest, total, classes = cached
+    steps = snn.presteps + T
+    decided = memory_plan(
+        timesteps=steps,
+        batch=x.shape[0],
+        chunk=snn.default_chunk(steps, x.device),
+        widest=widest,
+        total=total,
+        classes=classes,
+        itemsize=x.element_size(),
+        parallel=snn.execution == "parallel",
+        device=x.device,
+    )
+    snn.__dict__["_chunk_cap"] = decided.chunk
+
+
 def simulate(
     snn: SpikingModel, x: Tensor, timesteps: int | None = None, *, mode: str = "spike", record: bool = True
 ) -> SimResult:
@@ -86,11 +114,13 @@ def simulate(
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r} is not supported; choose 'spike' or 'rate'")
     T = snn.timesteps if timesteps is None else timesteps
-    _positive_int("timesteps", T)
+    check_int("timesteps", T)
     x = check_input(x)
     param = next(snn.parameters(), None)
     if param is not None:
         x = x.to(device=param.device, dtype=param.dtype)
+    if mode == "spike":
+        _guard_memory(snn, x, T)
     snn.set_record(record)
     try:
         with torch.no_grad():
@@ -114,4 +144,5 @@ def simulate(
         sizes = {n: m.num_neurons for n, m in neurons.items()}
     finally:
         snn.set_record(False)
+        snn.__dict__.pop("_chunk_cap", None)
     return SimResult(outputs, mean, counts, sizes, T, mode, snn.presteps)

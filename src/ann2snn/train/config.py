@@ -11,6 +11,7 @@ from torch import nn
 
 from ann2snn.config import _Config, _finite, _positive_int
 from ann2snn.errors import ConfigError
+from ann2snn.limits import check_int
 
 __all__ = ["TrainConfig", "TrainResult"]
 
@@ -23,16 +24,16 @@ class TrainConfig(_Config):
     """Settings of :func:`train`.
 
     Attributes:
-        epochs: Passes over the training data.
-        batch_size: Samples per step (per process under DDP). The last partial batch of an epoch is dropped
-            unless the data is smaller than one batch.
+        epochs: Passes over the training data, in 1..100000.
+        batch_size: Samples per step (per process under DDP), in 1..1048576. The last partial batch of an epoch
+            is dropped unless the data is smaller than one batch.
         lr: Peak learning rate of SGD; a cosine schedule decays it to 0 over ``epochs`` x steps per epoch.
         momentum: SGD momentum.
         nesterov: Nesterov momentum (needs ``momentum > 0``).
         weight_decay: L2 penalty on weights with 2+ dimensions (not on biases, BatchNorm or thresholds).
         label_smoothing: Label smoothing of the cross-entropy loss, in [0, 1).
-        seed: Seeds data order, dropout and everything random in the loop.
-        checkpoint_every: Also write ``last`` every this many steps; ``None``: at the end of each epoch only.
+        seed: Seeds data order, dropout and everything random in the loop, in 0..2**63-1.
+        checkpoint_every: Also write ``last`` every this many steps (1..2**40); ``None``: at each epoch end only.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     """
 
@@ -62,8 +63,7 @@ class TrainConfig(_Config):
         _finite("label_smoothing", self.label_smoothing, 0.0)
         if self.label_smoothing >= 1:
             raise ConfigError(f"label_smoothing={self.label_smoothing!r} must be < 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r} must be a non-negative integer")
+        check_int("seed", self.seed)
         if self.checkpoint_every is not None:
             _positive_int("checkpoint_every", self.checkpoint_every)
         if not isinstance(self.device, str):
@@ -71,7 +71,7 @@ class TrainConfig(_Config):
         if self.device != "auto":
             try:
                 torch.device(self.device)
-            except (RuntimeError, ValueError) as exc:
+            except (RuntimeError, ValueError, TypeError) as exc:
                 raise ConfigError(
                     f"device={self.device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
                 ) from exc

@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ann2snn.errors import InputError
+from ann2snn.validation import check_labels
 
 __all__ = ["evaluate_accuracy"]
 
@@ -33,7 +34,9 @@ def evaluate_accuracy(model: nn.Module, loader: Any, device: str | torch.device 
         with torch.no_grad():
             for batch in loader:
                 x, y = batch[0].to(device), batch[1].to(device)
-                correct += int((model(x).argmax(dim=1) == y).sum().item())
+                logits = model(x)
+                check_labels(y, x.shape[0], logits.shape[-1] if logits.dim() == 2 else None, "eval_data labels")
+                correct += int((logits.argmax(dim=1) == y).sum().item())
                 total += int(y.shape[0])
     finally:
         model.train(was_training)

@@ -20,10 +20,30 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; other names are checked for availability."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={str(device)!r} but CUDA is not available; use device='cpu' or 'auto'")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"device={str(device)!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N' (N a GPU index)"
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={str(device)!r} but CUDA is not available; use device='cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device={str(device)!r} but this machine has {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0..cuda:{torch.cuda.device_count() - 1}); pick one of them"
+            )
+    elif dev.type not in ("cpu", "meta") and not _backend_available(dev):
+        raise ConfigError(f"device={str(device)!r} is not available on this machine; use device='cpu' or 'auto'")
     return dev
+
+
+def _backend_available(dev: torch.device) -> bool:
+    """Whether a non-CUDA accelerator (``mps``, ``xpu``, ...) is present."""
+    backend = getattr(torch, dev.type, None) or getattr(torch.backends, dev.type, None)
+    available = getattr(backend, "is_available", None)
+    return bool(available()) if callable(available) else False
 
 
 @dataclasses.dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -14,14 +15,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ann2snn.config import QuantConfig, _positive_int
+from ann2snn.config import QuantConfig
 from ann2snn.errors import Ann2SnnError, CheckpointError, ConfigError, InputError
 from ann2snn.export.checkpoint import load_checkpoint, save_checkpoint
+from ann2snn.limits import check_int
 from ann2snn.recovery import keep_previous, remove_stale_temps, resume_candidates
 from ann2snn.train.config import _RESUME_FIELDS, TrainConfig, TrainResult
 from ann2snn.train.data import _as_dataset, _as_loader, _epoch_permutation
 from ann2snn.train.distributed import _Dist, _init_distributed
+from ann2snn.train.lock import out_dir_lock
 from ann2snn.train.progress import _Reporter
+from ann2snn.train.resume_state import check_loaded_optimizer, check_resume_state
 from ann2snn.validation import call_checked, check_finite_model, check_labels
 
 __all__ = ["FINAL", "LAST", "PREVIOUS", "train"]
@@ -65,7 +69,8 @@ def train(
 
     Raises:
         ConfigError: Invalid settings. InputError: Empty data. CheckpointError: A ``last`` checkpoint that does
-        not fit. Ann2SnnError: The loss became NaN/Inf.
+        not fit. ResourceError: Another run is training into ``out_dir`` (the message names its pid, host and
+        start time). Ann2SnnError: The loss became NaN/Inf.
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -73,16 +78,18 @@ def train(
     if not isinstance(model, nn.Module):
         raise ConfigError(f"train expects an nn.Module, got {type(model).__name__}")
     if max_steps is not None:
-        _positive_int("max_steps", max_steps)
+        check_int("max_steps", max_steps)
     check_finite_model(model)
     dataset_obj = _as_dataset(train_data, "train_data")
     eval_loader = None if eval_data is None else _as_loader(eval_data, config.batch_size)
     dist_ctx, device = _init_distributed(config.device)
+    locked = out_dir is not None and dist_ctx.is_main  # one run per out_dir (see ann2snn.train.lock)
     try:
-        loop = _Loop(model, dataset_obj, config, dist_ctx, device, out_dir, eval_loader, progress, quant, dataset)
-        rng_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices):
-            return loop.run(resume=resume, max_steps=max_steps)
+        with out_dir_lock(out_dir) if locked else contextlib.nullcontext():  # type: ignore[arg-type]
+            loop = _Loop(model, dataset_obj, config, dist_ctx, device, out_dir, eval_loader, progress, quant, dataset)
+            rng_devices = [device.index or 0] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=rng_devices):
+                return loop.run(resume=resume, max_steps=max_steps)
     finally:
         dist_ctx.close()
 
@@ -117,7 +124,8 @@ class _Loop:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.running = self._zero_running()
         self._opt_state: dict[str, Any] | None = None
-        self._batch_checked = False
+        self._resumed_from = ""
+        self._classes: int | None = None
 
     # --- state -----------------------------------------------------------------------------------------
     def _zero_running(self) -> dict[str, Any]:
@@ -175,7 +183,14 @@ class _Loop:
         state = ckpt.training_state
         if state is None:
             raise CheckpointError(f"{last}.json holds no training state; cannot resume from it")
-        saved = state.get("config", {})
+        check_resume_state(
+            state,
+            f"{last}.json",
+            epochs=self.config.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            world_size=self.dist.world_size,
+        )
+        saved = state["config"]
         for field in _RESUME_FIELDS:
             if saved.get(field) != getattr(self.config, field):
                 raise CheckpointError(
@@ -197,10 +212,13 @@ class _Loop:
             "correct": running["correct"].to(self.device),
             "count": int(running["count"]),
         }
-        self._opt_state = state["optimizer"]
-        torch.set_rng_state(state["rng"]["torch"][self.dist.rank])
-        if self.device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state(state["rng"]["cuda"][self.dist.rank], self.device)
+        self._opt_state, self._resumed_from = state["optimizer"], f"{last}.json"
+        try:
+            torch.set_rng_state(state["rng"]["torch"][self.dist.rank])
+            if self.device.type == "cuda" and "cuda" in state["rng"]:
+                torch.cuda.set_rng_state(state["rng"]["cuda"][self.dist.rank], self.device)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{last}.json: invalid resume state: 'rng' is not a generator state: {exc}") from exc
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         decay: list[nn.Parameter] = []
@@ -230,7 +248,16 @@ class _Loop:
         self.model.to(self.device).train()
         self.optimizer = self._build_optimizer()
         if self._opt_state is not None:
-            self.optimizer.load_state_dict(self._opt_state)
+            try:
+                self.optimizer.load_state_dict(self._opt_state)
+                check_loaded_optimizer(self.optimizer, self._resumed_from)
+            except CheckpointError:
+                raise
+            except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+                raise CheckpointError(
+                    f"{self._resumed_from}: invalid resume state: 'optimizer' does not fit this model's "
+                    f"optimizer: {exc}"
+                ) from exc
         net = self.dist.wrap(self.model, self.device)
         try:
             while self.epoch < self.config.epochs:
@@ -264,15 +291,17 @@ class _Loop:
         self.reporter.start_epoch(self.epoch, spe, start)
         net.train()
         for x, y in loader:
+            if self._classes is not None:  # every batch, on the CPU before the copy: labels below the outputs K
+                check_labels(y, x.shape[0], self._classes, "train_data labels")
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             lr = self._lr(self.global_step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
             logits = call_checked(net, x, "the model", "train_data inputs")
-            if not self._batch_checked:  # once per run: labels vs the model's outputs
-                check_labels(y, x.shape[0], logits.shape[-1] if logits.dim() == 2 else None, "train_data labels")
-                self._batch_checked = True
+            if self._classes is None:  # the first batch: learn K from the model's outputs
+                self._classes = int(logits.shape[-1]) if logits.dim() == 2 else None
+                check_labels(y, x.shape[0], self._classes, "train_data labels")
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             loss.backward()
             self.optimizer.step()
