@@ -82,3 +82,11 @@ def test_train_command_writes_checkpoints(tmp_path: Path) -> None:
     assert (out / "last.json").is_file()
     again = runner.invoke(app, [*args, "--resume"])
     assert again.exit_code == 0, again.output
+
+
+def test_calibration_sites_is_an_option_of_convert_and_evaluate() -> None:
+    for command in ("convert", "evaluate"):
+        result = runner.invoke(app, [command, "--help"], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        assert "--calibration-sites" in result.output
+        assert "all or conv" in " ".join(result.output.split())
