@@ -130,7 +130,7 @@ def test_non_zero_rank_stays_quiet_on_errors(monkeypatch: pytest.MonkeyPatch) ->
     assert result.exit_code == 2 and result.stderr == ""
     monkeypatch.setenv("RANK", "0")
     result = runner.invoke(app, ["train", "--epochs", "0"])
-    assert result.exit_code == 2 and result.stderr.startswith("error: epochs=0")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --epochs=0")  # main's range check
 
 
 def test_nproc_per_node_refuses_nested_launch(monkeypatch: pytest.MonkeyPatch) -> None:

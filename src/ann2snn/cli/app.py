@@ -118,7 +118,10 @@ class _Group(TyperGroup):
             if type(exc).__name__ == "NoArgsIsHelpError":
                 exc.show()  # type: ignore[attr-defined]
                 sys.exit(getattr(exc, "exit_code", EXIT_USER_ERROR))
-            print(_usage_line(exc), file=sys.stderr, flush=True)
+            from ann2snn.cli.launch import process_rank
+
+            if process_rank() == 0:  # other torchrun / --nproc-per-node ranks stay quiet: rank 0 says it once
+                print(_usage_line(exc), file=sys.stderr, flush=True)
             sys.exit(EXIT_USER_ERROR)
         except typer.Abort:
             print("error: aborted", file=sys.stderr, flush=True)
@@ -137,7 +140,11 @@ class _Group(TyperGroup):
             with warnings.catch_warnings(record=not debug) as caught:
                 result = super().invoke(ctx)
         except (Ann2SnnError, OSError) as exc:
-            if debug:
+            from ann2snn.cli.launch import process_rank
+
+            if process_rank() != 0:
+                pass  # other torchrun / --nproc-per-node ranks stay quiet: rank 0 reports the same error once
+            elif debug:
                 traceback.print_exc()  # the traceback, but still the user-error exit code (1 is for bugs)
             else:
                 print(error_line(exc), file=sys.stderr, flush=True)
