@@ -29,9 +29,10 @@ def test_ann2snn_error_is_one_line_and_exit_code_2(args: list[str]) -> None:
     assert "Traceback" not in result.output
 
 
-def test_debug_shows_the_exception() -> None:
+def test_debug_shows_the_traceback_and_keeps_exit_code_2() -> None:
     result = runner.invoke(app, ["--debug", "train", "--epochs", "0"])
-    assert isinstance(result.exception, ConfigError)
+    assert result.exit_code == 2  # 1 is reserved for internal bugs (docs/errors.md)
+    assert "Traceback" in result.stderr and ConfigError.__name__ in result.stderr
 
 
 def test_main_entry_point_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,3 +82,11 @@ def test_train_command_writes_checkpoints(tmp_path: Path) -> None:
     assert (out / "last.json").is_file()
     again = runner.invoke(app, [*args, "--resume"])
     assert again.exit_code == 0, again.output
+
+
+def test_calibration_sites_is_an_option_of_convert_and_evaluate() -> None:
+    for command in ("convert", "evaluate"):
+        result = runner.invoke(app, [command, "--help"], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        assert "--calibration-sites" in result.output
+        assert "all or conv" in " ".join(result.output.split())

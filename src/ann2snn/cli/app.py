@@ -8,7 +8,8 @@ package ``ann2snn.cli`` imports them. Whatever goes wrong is reported as one lin
   exit code 2;
 - Ctrl-C: ``interrupted: <what to do>``, exit code 130.
 
-``--debug`` shows the full traceback of ann2snn errors instead. Integer options whose name is a row of
+``--debug`` prints the full traceback of ann2snn errors as well (the exit code stays 2) and lets Ctrl-C and
+warnings through unchanged. Integer options whose name is a row of
 :data:`ann2snn.limits.INT_RANGES` (``--timesteps``, ``--levels``, ``--seed``, ``--batch-size``, ...) are checked
 against that range before the command runs, and their help shows it. Warnings logged while a command runs are
 printed as ``warning: ...`` lines after it succeeds, and dropped when it fails (the error line is the answer).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -116,7 +118,10 @@ class _Group(TyperGroup):
             if type(exc).__name__ == "NoArgsIsHelpError":
                 exc.show()  # type: ignore[attr-defined]
                 sys.exit(getattr(exc, "exit_code", EXIT_USER_ERROR))
-            print(_usage_line(exc), file=sys.stderr, flush=True)
+            from ann2snn.cli.launch import process_rank
+
+            if process_rank() == 0:  # other torchrun / --nproc-per-node ranks stay quiet: rank 0 says it once
+                print(_usage_line(exc), file=sys.stderr, flush=True)
             sys.exit(EXIT_USER_ERROR)
         except typer.Abort:
             print("error: aborted", file=sys.stderr, flush=True)
@@ -135,9 +140,14 @@ class _Group(TyperGroup):
             with warnings.catch_warnings(record=not debug) as caught:
                 result = super().invoke(ctx)
         except (Ann2SnnError, OSError) as exc:
-            if debug:
-                raise
-            print(error_line(exc), file=sys.stderr, flush=True)
+            from ann2snn.cli.launch import process_rank
+
+            if process_rank() != 0:
+                pass  # other torchrun / --nproc-per-node ranks stay quiet: rank 0 reports the same error once
+            elif debug:
+                traceback.print_exc()  # the traceback, but still the user-error exit code (1 is for bugs)
+            else:
+                print(error_line(exc), file=sys.stderr, flush=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt as exc:
             if debug:
@@ -162,6 +172,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -169,7 +180,9 @@ app = typer.Typer(
 @app.callback()
 def _root(
     ctx: typer.Context,
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    debug: bool = typer.Option(
+        False, "--debug/--no-debug", help="Show full tracebacks with errors (exit code stays 2)."
+    ),
 ) -> None:
     """Convert trained PyTorch ANNs into spiking neural networks."""
     ctx.obj = {"debug": debug}

@@ -33,7 +33,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-@app.command("check")
+@app.command("check", short_help="Say whether a model converts (and why not) before training.")
 def check_command(
     model: str | None = typer.Option(None, "--model", "-m", help="Registered model name (cnn, vgg16, resnet20, ...)."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", "-c", help="ANN checkpoint stem instead of --model."),

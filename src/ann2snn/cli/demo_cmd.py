@@ -10,7 +10,7 @@ from ann2snn.cli.app import app
 from ann2snn.cli.common import cost_line, echo_table, fmt, parse_int_list
 
 
-@app.command("demo")
+@app.command("demo", short_help="Train, convert and report a digits QCFS CNN (about a minute).")
 def demo_command(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Folder for the checkpoint and reports."),
     levels: int = typer.Option(4, "--levels", "-L", help="QCFS quantization levels L."),
@@ -18,7 +18,7 @@ def demo_command(
     timesteps: str = typer.Option("1,2,4,8", "--timesteps", "-T", help="Comma-separated T values."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a QCFS CNN on digits, convert it (serial IF and parallel), and print ANN vs SNN accuracy per T."""
     import itertools

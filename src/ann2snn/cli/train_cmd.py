@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ann2snn.cli.app import Interrupted, app
+from ann2snn.cli import options as o
+from ann2snn.cli.app import EXIT_INTERRUPTED, EXIT_USER_ERROR, Interrupted, app
+from ann2snn.cli.launch import launch, launched, process_rank, worker_args
 from ann2snn.config import ACTIVATIONS
-from ann2snn.errors import ConfigError
+from ann2snn.errors import Ann2SnnError, ConfigError
 
 ACTIVATION_CHOICES = ("relu", *ACTIVATIONS)
 
@@ -26,8 +28,9 @@ def _resume_hint(out: Path) -> str:
     return f"training stopped before its first checkpoint in {out}; run the same command again to start over"
 
 
-@app.command("train")
+@app.command("train", short_help="Train a model (QCFS by default); write OUT/last and OUT/final.")
 def train_command(
+    ctx: typer.Context,
     model: str = typer.Option("cnn", "--model", "-m", help="Registered model name (cnn, vgg11, resnet20, ...)."),
     dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name (digits, fashion_mnist, ...)."),
     epochs: int = typer.Option(5, "--epochs", "-e", help="Training epochs."),
@@ -40,15 +43,77 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, initialization, dropout)."),
     batch_size: int = typer.Option(128, "--batch-size", "-b", help="Samples per step."),
     lr: float = typer.Option(0.05, "--lr", help="Peak learning rate (cosine schedule)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last if it exists."),
+    resume: bool = typer.Option(False, "--resume/--no-resume", help="Continue from OUT/last if it exists."),
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", help="Also write OUT/last every N steps (default: at each epoch end)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    quiet: bool = o.quiet_option(),
     limit: int | None = typer.Option(None, "--limit", help="Use only the first N samples of each split."),
+    nproc_per_node: int | None = typer.Option(
+        None, "--nproc-per-node", help="Train with N local processes (data parallel, like torchrun)."
+    ),
 ) -> None:
-    """Train a model (QCFS by default) and write OUT/last and OUT/final checkpoints."""
+    """Train a model (QCFS by default) and write OUT/last and OUT/final checkpoints.
+
+    Under torchrun or --nproc-per-node only rank 0 prints; the other ranks stay quiet, errors included.
+    """
+    if nproc_per_node is not None:
+        try:
+            code = launch(nproc_per_node, ["train", *worker_args(ctx, ("nproc_per_node",))])
+        except KeyboardInterrupt:  # the workers stay quiet; one line here
+            raise Interrupted(_resume_hint(out)) from None
+        if code:
+            raise typer.Exit(code)
+        return
+    rank = process_rank()
+    try:
+        _train(
+            model,
+            dataset,
+            epochs,
+            activation,
+            levels,
+            out,
+            data_dir,
+            seed,
+            batch_size,
+            lr,
+            resume,
+            checkpoint_every,
+            device,
+            quiet or rank != 0,
+            limit,
+            rank,
+        )
+    except (Ann2SnnError, OSError):
+        if rank == 0:
+            raise
+        raise typer.Exit(EXIT_USER_ERROR) from None  # rank 0 reports the same error once
+    except KeyboardInterrupt:
+        if rank == 0 and not launched():
+            raise
+        raise typer.Exit(EXIT_INTERRUPTED) from None  # rank 0 (or the --nproc-per-node launcher) says it once
+
+
+def _train(
+    model: str,
+    dataset: str,
+    epochs: int,
+    activation: str,
+    levels: int,
+    out: Path,
+    data_dir: Path | None,
+    seed: int,
+    batch_size: int,
+    lr: float,
+    resume: bool,
+    checkpoint_every: int | None,
+    device: str,
+    quiet: bool,
+    limit: int | None,
+    rank: int,
+) -> None:
 
     from ann2snn.config import QuantConfig
     from ann2snn.data import dataset_info, load_dataset
@@ -86,5 +151,7 @@ def train_command(
         )
     except KeyboardInterrupt:
         raise Interrupted(_resume_hint(out)) from None
+    if rank != 0:
+        return
     accuracy = "n/a" if result.eval_acc is None else f"{result.eval_acc:.2%}"
     typer.echo(f"trained {model} on {dataset} ({activation}): eval accuracy {accuracy}; checkpoint {result.checkpoint}")

@@ -109,8 +109,8 @@ class ComparisonReport:
         ]
         return "\n".join(lines) + "\n"
 
-    def plot(self, path: str | Path, title: str = "Accuracy vs latency") -> Path:
-        """PNG of accuracy vs T_total, one line per method, the ANN as a dashed line; written atomically."""
+    def figure(self, title: str = "Accuracy vs latency") -> Any:
+        """Accuracy vs T_total, one line per method, the ANN dashed; a tick label at every plotted T_total."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -123,12 +123,22 @@ class ComparisonReport:
         if self.ann_accuracy is not None:
             ax.axhline(self.ann_accuracy, color="k", linestyle="--", label="ANN")
         ax.set_xscale("log", base=2)
+        ticks = sorted({int(r["total_timesteps"]) for r in self.rows})
+        ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=8 if len(ticks) > 8 else None)
+        ax.minorticks_off()
         ax.set_xlabel("latency T_total = presteps + T (time steps)")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
+        return fig
+
+    def plot(self, path: str | Path, title: str = "Accuracy vs latency") -> Path:
+        """PNG of :meth:`figure`, written atomically."""
+        import matplotlib.pyplot as plt
+
+        fig = self.figure(title)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)

@@ -25,17 +25,46 @@ from ann2snn.simulate.model import SpikingModel
 __all__ = ["write_full_report"]
 
 
-def _bar_png(path: Path, labels: list[str], values: list[float], ylabel: str, title: str, log: bool = False) -> Path:
+ROUND_OFF = 1e-6  # errors below this are float round-off, not conversion error
+
+
+def round_off_floor(values: list[float], floor: float = ROUND_OFF) -> tuple[list[float], str | None]:
+    """Values to draw (those below ``floor`` as 0) and a note when every value is below it.
+
+    A plot of round-off (e.g. 9e-7 next to 2e-8) on an auto-scaled axis draws tall bars out of nothing;
+    flooring keeps the scale honest.
+    """
+    drawn = [0.0 if abs(v) < floor else v for v in values]
+    if values and all(abs(v) < floor for v in values):
+        return drawn, f"all below {floor:g} (float round-off): no conversion error"
+    return drawn, None
+
+
+def _bar_png(
+    path: Path,
+    labels: list[str],
+    values: list[float],
+    ylabel: str,
+    title: str,
+    log: bool = False,
+    floor: float | None = None,
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    note = None
+    if floor is not None:
+        values, note = round_off_floor(values, floor)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(labels) + 2), 3.6), dpi=120)
     ax.bar(range(len(values)), values, color="tab:blue")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     if log and any(v > 0 for v in values):
         ax.set_yscale("log")
+    if note is not None:
+        ax.set_ylim(0, 1)
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", fontsize=9)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
@@ -44,6 +73,17 @@ def _bar_png(path: Path, labels: list[str], values: list[float], ylabel: str, ti
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+def layer_error_timesteps(snn: SpikingModel, timesteps: list[int]) -> int:
+    """The T of the layer-error section: T = L for a parallel SNN of QCFS sites with one L among the evaluated
+    T (where conversion is exact, so any error shows a problem), else the largest evaluated T."""
+    levels = {s.levels for s in snn.sites if s.source == "qcfs"}
+    if snn.execution == "parallel" and len(levels) == 1 and len(snn.sites) > 0:
+        (L,) = levels
+        if L in timesteps and all(s.source == "qcfs" for s in snn.sites):
+            return int(L)
+    return max(timesteps)
 
 
 def _md_table_to_html(md: str) -> str:
@@ -136,15 +176,18 @@ def write_full_report(
     add_cost(report, ann, snn, sample_batch, t_max)
     plots: dict[str, Path] = {}
     if ann is not None:
-        errors = layer_errors(ann, snn, sample_batch, t_max)
+        t_err = layer_error_timesteps(snn, list(report.timesteps))
+        errors = layer_errors(ann, snn, sample_batch, t_err)
         report.extra["layer_error"] = errors
-        report.extra[f"Layer error at T = {t_max}"] = layer_error_table(errors, t_max)
+        report.extra["layer_error_timesteps"] = t_err
+        report.extra[f"Layer error at T = {t_err}"] = layer_error_table(errors, t_err)
         plots["layer_error"] = _bar_png(
             out / "layer_error.png",
             list(errors),
             [e["mean_abs_error"] for e in errors.values()],
             "mean |ANN − SNN mean output|",
-            f"Activation error per layer at T = {t_max}",
+            f"Activation error per layer at T = {t_err}",
+            floor=ROUND_OFF,
         )
     names = list(report.firing_rates)
     plots["firing"] = _bar_png(

@@ -127,20 +127,20 @@ class ConversionReport:
                 lines += ["", f"## {title}", "", section]
         return "\n".join(lines) + "\n"
 
-    def plot(self, path: str | Path) -> Path:
-        """Accuracy-vs-T PNG (ANN as a horizontal line), written atomically."""
+    def figure(self) -> Any:
+        """The accuracy-vs-T matplotlib figure: the evaluated T only, each with its tick label."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-        ts = sorted(self.snn_curve)
-        ax.plot(ts, [self.snn_curve[t] for t in ts], marker="o", label=f"SNN ({self.method})")
+        ts = sorted(self.timesteps)
+        ax.plot(ts, [self.snn_accuracy[t] for t in ts], marker="o", label=f"SNN ({self.method})")
         if self.ann_accuracy is not None:
             ax.axhline(self.ann_accuracy, color="k", linestyle="--", label="ANN")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(self.timesteps, [str(t) for t in self.timesteps])
+        ax.set_xticks(ts, [str(t) for t in ts])
         ax.minorticks_off()
         ax.set_xlabel("time steps T")
         ax.set_ylabel("top-1 accuracy (%)")
@@ -148,6 +148,13 @@ class ConversionReport:
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
+        return fig
+
+    def plot(self, path: str | Path) -> Path:
+        """Accuracy-vs-T PNG (ANN as a horizontal line), written atomically."""
+        import matplotlib.pyplot as plt
+
+        fig = self.figure()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)

@@ -1,4 +1,4 @@
-"""Saving models: checkpoints (safetensors + JSON metadata)."""
+"""Saving models: checkpoints (safetensors + JSON metadata) and converted SNNs (a folder with both)."""
 
 from ann2snn.export.checkpoint import (
     Checkpoint,
@@ -7,5 +7,16 @@ from ann2snn.export.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from ann2snn.export.snn_file import SavedSNN, is_saved_snn, load_snn, save_snn
 
-__all__ = ["Checkpoint", "checkpoint_exists", "checkpoint_files", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "SavedSNN",
+    "checkpoint_exists",
+    "checkpoint_files",
+    "is_saved_snn",
+    "load_checkpoint",
+    "load_snn",
+    "save_checkpoint",
+    "save_snn",
+]

@@ -37,6 +37,7 @@ class NIRRefusal(ExportError):
 
     def __init__(self, what: str, api_advice: str, cli_advice: str) -> None:
         super().__init__(f"{what}. {api_advice}")
+        self.what = what
         self.cli_message = f"{what}. {cli_advice}"
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -135,6 +135,7 @@ def _collect_sites(
     calibration_data: Iterable[Any] | None,
     max_batches: int | None,
     progress: bool = False,
+    thresholds: Mapping[str, tuple[Tensor, str]] | None = None,
 ) -> list[Site]:
     infos = {name: _source(gm.get_submodule(name)) for name in names}
     steprelu = [n for n, (src, _, _) in infos.items() if src == "steprelu"]
@@ -148,6 +149,11 @@ def _collect_sites(
             f"convert: method='steprelu' needs StepReLU at every site, but {others} are not; prepare the model "
             "with QuantConfig(activation='steprelu') or pick another method"
         )
+    if thresholds is not None:  # rebuilding a saved SNN: its stored thresholds, no data
+        missing = sorted(set(names) - set(thresholds))
+        if missing:
+            raise ConfigError(f"rebuild: no threshold for activation site(s) {missing}")
+        return [Site(n, gm.get_submodule(n), infos[n][0], infos[n][1], *thresholds[n]) for n in names]
     data_mode = config.threshold_mode
     need_data = [n for n, (_, _, th) in infos.items() if data_mode != "auto" or th is None]
     observed = {}
@@ -225,6 +231,29 @@ def convert(
     if config.calibration is not None and calibration_data is not None and iter(calibration_data) is calibration_data:
         # a one-shot iterator feeds both thresholds and calibration
         calibration_data = list(itertools.islice(calibration_data, max(max_batches or 0, config.calibration_batches)))
+    snn = _build(model, config, calibration_data, max_batches, None, progress)
+    snn.timings["convert"] = time.perf_counter() - start
+    if config.calibration is not None:  # error calibration (calibrate/): DA, or Li bias/potential correction
+        from ann2snn.calibrate.api import calibrate
+
+        before = len(snn.log)
+        start = time.perf_counter()
+        snn = calibrate(snn, model, calibration_data, config, progress=progress, inplace=True)
+        snn.timings["calibrate"] = time.perf_counter() - start
+        for note in snn.log[before:]:
+            log.info(note)
+    return snn
+
+
+def _build(
+    model: nn.Module,
+    config: ConversionConfig,
+    calibration_data: Iterable[Any] | None,
+    max_batches: int | None,
+    thresholds: Mapping[str, tuple[Tensor, str]] | None,
+    progress: bool = False,
+) -> SpikingModel:
+    """Trace, fold and replace every site with a neuron of ``config.method`` (no error calibration)."""
     gm = trace(copy.deepcopy(model).eval())
     refuse(analyze(gm), "convert", type(model).__name__)
     names = modularize_sites(gm)
@@ -236,7 +265,7 @@ def convert(
     notes += [bn_note] if bn_note else []
     if any(is_maxpool(n, dict(gm.named_modules())) for n in gm.graph.nodes):
         _shapes_from(gm, calibration_data)  # before the neurons: they need T·B rows
-    sites = _collect_sites(gm, names, config, calibration_data, max_batches, progress)
+    sites = _collect_sites(gm, names, config, calibration_data, max_batches, progress, thresholds)
     factory, execution = _METHODS[config.method]
     param = next(gm.parameters(), None)
     infos = []
@@ -251,15 +280,13 @@ def convert(
     gm.recompile()
     for note in notes:
         log.info(note)
-    snn = SpikingModel(gm, config, infos, notes, execution).train(False)
-    snn.timings["convert"] = time.perf_counter() - start
-    if config.calibration is not None:  # error calibration (calibrate/): DA, or Li bias/potential correction
-        from ann2snn.calibrate.api import calibrate
+    return SpikingModel(gm, config, infos, notes, execution).train(False)
 
-        before = len(snn.log)
-        start = time.perf_counter()
-        snn = calibrate(snn, model, calibration_data, config, progress=progress, inplace=True)
-        snn.timings["calibrate"] = time.perf_counter() - start
-        for note in snn.log[before:]:
-            log.info(note)
-    return snn
+
+def rebuild(model: nn.Module, config: ConversionConfig, thresholds: Mapping[str, tuple[Tensor, str]]) -> SpikingModel:
+    """The SNN structure ``convert(model, config)`` builds, with the given ``{site: (θ, origin)}`` thresholds.
+
+    Reads no data and runs no error calibration: the caller (loading a saved SNN) then copies the saved
+    tensors in. The model is not mutated.
+    """
+    return _build(model, config, None, None, thresholds)
