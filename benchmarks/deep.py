@@ -30,6 +30,7 @@ from torch import nn
 
 import ann2snn as a2s
 import common
+from calibration import accuracy  # ANN, or SNN in rate (parallel) / spike (serial) mode
 from deep_models import VARIANTS, padded_fashion, trained
 
 TS = (1, 2, 4, 8, 16)
@@ -90,21 +91,6 @@ class PeakRSS:
         else:
             self._stop.set()
             self._thread.join()
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int | None = None, batch: int = 500) -> float:
-    """ANN accuracy (``T=None``) or SNN accuracy: rate mode for parallel SNNs, spike mode for serial ones."""
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            xb = x[i : i + batch]
-            if T is None:
-                out = model(xb)
-            else:
-                mode = "rate" if model.execution == "parallel" else "spike"  # type: ignore[attr-defined]
-                out = a2s.simulate(model, xb, T, mode=mode, record=False).mean_output
-            correct += int((out.argmax(1) == y[i : i + batch]).sum())
-    return 100.0 * correct / len(x)
 
 
 def forward_seconds(model: nn.Module, batches: list[torch.Tensor]) -> float:
