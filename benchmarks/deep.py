@@ -237,6 +237,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--fresh", action="store_true", help="ignore cached rows")
+    parser.add_argument("--cached-only", action="store_true", help="write the tables from cached rows only")
     args = parser.parse_args()
     common.setup(args.threads)
     device = torch.device(args.device)
@@ -263,6 +264,8 @@ def main() -> None:
                 if args.methods and not any(label.startswith(m) for m in args.methods.split(",")):
                     continue
                 row_key = f"{key}|{label}|T={T}|n={len(x)}|b={len(calib)}|s={args.serial_limit}"
+                if row_key not in cache and args.cached_only:
+                    continue
                 if row_key not in cache:
                     cache[row_key] = run_row(key, ann, label, fields, T, data, ann_acc)
                     save_cache(cache)
