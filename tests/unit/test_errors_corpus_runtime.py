@@ -568,7 +568,14 @@ def test_sigint_during_train_says_how_to_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [sys.executable, "-m", "ann2snn", "train", "--epochs", "40", "--limit", "256", "-b", "32"]
     args += ["--checkpoint-every", "2", "--device", "cpu", "-q", "-o", str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    proc = subprocess.Popen(  # SIGINT back to its default: a shell starts background jobs with it ignored
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while not (out / "last.json").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
