@@ -53,8 +53,14 @@ from torch import Tensor, nn
 from ann2snn.calibrate.estimators import ema_update, match_output_mean, match_output_mse, mean_update
 from ann2snn.calibrate.frontier import Frontiers
 from ann2snn.calibrate.observers import check_batches_fit, iter_input_batches
-from ann2snn.calibrate.reference import Lockstep, channel_mean, channel_rows, channel_shape, reference_graph
-from ann2snn.calibrate.refit import GramPair, apply_refit, refit_support
+from ann2snn.calibrate.reference import (
+    Lockstep,
+    channel_mean,
+    channel_rows,
+    channel_shape,
+    reference_graph,
+)
+from ann2snn.calibrate.refit import DeviceGenerator, GramPair, apply_refit, refit_support
 from ann2snn.config import CALIBRATION_SITES, ESTIMATORS
 from ann2snn.errors import CalibrationError, CalibrationWarning, ConfigError
 from ann2snn.evaluate.progress import progress_bar
@@ -299,14 +305,7 @@ class _SiteStats:
         self.a: list[Tensor] = []
         self.shape: tuple[int, ...] = ()
         self.per_batch = per_batch
-        self.seed = seed
-        self.gen: torch.Generator | None = None  # on the data's device, made at the first draw
-
-    def _generator(self, device: torch.device) -> torch.Generator:
-        """The seeded generator of the random sample positions, on ``device`` (indices never cross devices)."""
-        if self.gen is None:
-            self.gen = torch.Generator(device=device).manual_seed(self.seed)
-        return self.gen
+        self.gen = DeviceGenerator(seed)  # the random sample positions
 
     def add(self, z_ref: Tensor, z_cal: Tensor, a_ref: Tensor) -> None:
         n = z_cal.numel() // z_cal.shape[1]
@@ -315,7 +314,7 @@ class _SiteStats:
         self.count += n
         rows, ref_rows = channel_rows(z_cal.detach()), channel_rows(a_ref.detach())
         if rows.shape[1] > self.per_batch:  # the same random positions for both
-            gen = self._generator(rows.device)
+            gen = self.gen.on(rows.device)
             keep = torch.randperm(rows.shape[1], generator=gen, device=rows.device)[: self.per_batch]
             rows, ref_rows = rows[:, keep], ref_rows[:, keep]
         self.z.append(rows)

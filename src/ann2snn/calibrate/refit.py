@@ -137,6 +137,19 @@ def relative_error(
     return float(torch.sum((new @ gram_ss) * new) - 2 * torch.sum((weight @ gram_as if w_gas is None else w_gas) * new))
 
 
+class DeviceGenerator:
+    """A seeded generator made on the data's device at its first use, so sample indices never cross devices."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.gen: torch.Generator | None = None
+
+    def on(self, device: torch.device) -> torch.Generator:
+        if self.gen is None:
+            self.gen = torch.Generator(device=device).manual_seed(self.seed)
+        return self.gen
+
+
 class GramPair:
     """Running ``Σ x̃_s x̃_sᵀ`` and ``Σ x̃_a x̃_sᵀ`` of one layer, for fitted and held-out images."""
 
@@ -145,14 +158,7 @@ class GramPair:
         self.fit: dict[str, Tensor] = {}
         self.held: dict[str, Tensor] = {}
         self._differs: Tensor | None = None  # on the device; read once, after the last batch
-        self.seed = seed
-        self.gen: torch.Generator | None = None  # on the data's device, made at the first draw
-
-    def _generator(self, device: torch.device) -> torch.Generator:
-        """The seeded generator of the random sample positions, on ``device`` (indices never cross devices)."""
-        if self.gen is None:
-            self.gen = torch.Generator(device=device).manual_seed(self.seed)
-        return self.gen
+        self.gen = DeviceGenerator(seed)  # the random sample positions
 
     def add(self, x_ref: Tensor, x_cal: Tensor) -> None:
         """Add one batch: ``x_ref`` the layer's input in the ANN, ``x_cal`` in the SNN (same images)."""
@@ -190,7 +196,7 @@ class GramPair:
         n_rows = len(x_cal) * positions
         if n_rows <= n_keep:
             return layer_rows(self.module, x_cal), layer_rows(self.module, x_ref)
-        picks = torch.randperm(n_rows, generator=self._generator(x_cal.device), device=x_cal.device)[:n_keep]
+        picks = torch.randperm(n_rows, generator=self.gen.on(x_cal.device), device=x_cal.device)[:n_keep]
         image, position = picks // positions, picks % positions
         rows_cal, rows_ref = _rows_at(self.module, (x_cal, x_ref), image, position)
         return rows_cal, rows_ref
