@@ -38,20 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from float32_levels import randomize_bn  # noqa: E402
+
 MODELS = ("resnet20", "resnet32", "resnet56")
 HERE = Path(__file__).resolve().parent
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
-    return model.eval()
 
 
 def _status_mib(field: str) -> float | None:
@@ -94,7 +85,8 @@ def run_row(name: str, refit: bool, n_batches: int, batch_size: int, device: tor
     x = torch.stack([data[i][0] for i in range(len(data))])
     x = F.pad(x, (2, 2, 2, 2)).to(device)
     batches = list(x.split(batch_size))
-    ann = _randomise_bn(a2s.create_model(name, num_classes=10, in_channels=1, image_size=32, seed=0)).to(device)
+    model = a2s.create_model(name, num_classes=10, in_channels=1, image_size=32, seed=0)
+    ann = randomize_bn(model, torch.Generator().manual_seed(0)).to(device)
     cfg = a2s.ConversionConfig(method="parallel", timesteps=4, per_channel=True, percentile=99.9)
     snn = a2s.convert(ann, cfg, calibration_data=batches)
     clock = time.perf_counter if device.type == "cuda" else time.process_time  # CPU: this process's own time

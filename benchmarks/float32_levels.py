@@ -55,7 +55,11 @@ def build(name: str, seed: int, image_size: int) -> nn.Module:
     """A float32 zoo model with random weights and random BN running statistics and affine parameters."""
     torch.manual_seed(seed)
     model = a2s.create_model(name, num_classes=10, in_channels=3, image_size=image_size, **MODELS[name])
-    gen = torch.Generator().manual_seed(seed + 1)
+    return randomize_bn(model, torch.Generator().manual_seed(seed + 1))
+
+
+def randomize_bn(model: nn.Module, gen: torch.Generator) -> nn.Module:
+    """Random BN running statistics and affine parameters (eval mode), drawn from ``gen``."""
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             c = m.num_features

@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_float32_levels import randomize_bn
 from torch import Tensor, fx, nn
 
 import ann2snn as a2s
@@ -43,17 +44,6 @@ class _Branchy(nn.Module):
         return self.head(torch.flatten(self.pool(m), 1))
 
 
-def _randomise_bn(model: nn.Module, gen: torch.Generator) -> nn.Module:
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
-    return model.eval()
-
-
 def _model(name: str, seed: int) -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
     if name == "branchy":
@@ -63,7 +53,7 @@ def _model(name: str, seed: int) -> nn.Module:
         model = a2s.create_model("resnet20", num_classes=4, in_channels=1, image_size=8, seed=seed, width=2)
     else:
         model = a2s.create_model("cnn", num_classes=4, in_channels=1, image_size=8, seed=seed, hidden=16)
-    return _randomise_bn(model, gen)
+    return randomize_bn(model, gen)
 
 
 def _legacy_match(lockstep: Lockstep, reference, neurons, stages, batches, T, progress, objective, notes) -> None:
