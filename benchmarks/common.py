@@ -218,7 +218,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
     columns = list(columns or rows[0].keys())
 
     def cell(v: Any) -> str:
-        return f"{v:.2f}" if isinstance(v, float) else str(v)
+        return f"{v:.2f}" if isinstance(v, float) else "" if v is None else str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" for _ in columns) + "|"]
     lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]

@@ -6,7 +6,8 @@ first layer (a pure gain g and a threshold shift s·Θ of the current, i.e. a le
 IF/LIF conversion of the QCFS L = 8 model (v_init 0.5) with λ, with λ and its threshold re-scaled by the leak's
 steady-state gain (1 − λ^T)/((1 − λ)·T), and with a linear leak δ. Accuracy on clean and salt-and-pepper p = 0.05
 images (seeded noise), on the validation split (test images 0..499) and the report split (1000..2999).
-Results: docs/steprelu.md, "Why the leak does not help here".
+Writes ``benchmarks/results/leak_placement.{csv,md,json}``; discussed in docs/steprelu.md, "Why the leak does not
+help here".
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/leak_placement.py [--split val|report|both]
 """
@@ -98,11 +99,21 @@ def main() -> None:
     common.setup(1)
     names = list(SPLITS) if args.split == "both" else [args.split]
     data = {s: split(*SPLITS[s]) for s in names}
-    print("| setting | " + " | ".join(f"{s} clean | {s} sp:0.05" for s in names) + " |")
-    print("|---|" + "---:|---:|" * len(names))
+    table = []
     for label, snn, T in rows():
-        cells = [f"{a:.2f}" for s in names for a in accuracy(snn, data[s], T)]
-        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+        row: dict[str, object] = {"setting": label}
+        for s in names:
+            row[f"{s} clean"], row[f"{s} sp:0.05"] = accuracy(snn, data[s], T)
+        table.append(row)
+        print(row, flush=True)
+    splits = ", ".join(f"{s}: test images {lo}..{hi - 1}" for s, (lo, hi) in SPLITS.items() if s in names)
+    notes = (
+        f"Accuracy (%) on clean and salt-and-pepper p = 0.05 images (seeded noise; {splits}). StepReLU rows: step "
+        "0.25, n = 8, T = 8; QCFS rows: the L = 8 cnn converted to serial IF (v_init 0.5). Produced by "
+        "`OMP_NUM_THREADS=1 .venv/bin/python benchmarks/leak_placement.py`."
+    )
+    stem = "leak_placement" if args.split == "both" else f"leak_placement_{args.split}"
+    common.write_table(table, stem, title="Leak placements under salt-and-pepper noise", notes=notes)
 
 
 if __name__ == "__main__":

@@ -73,3 +73,18 @@ def test_seed_summary_is_mean_min_max_per_group(common) -> None:  # type: ignore
         {"L": 4, "T": 4, "seeds": "0,1,2", "gap_mean": 6.5 / 3, "gap_min": 1.0, "gap_max": 3.0},
         {"L": 8, "T": 4, "seeds": "0", "gap_mean": -1.0, "gap_min": -1.0, "gap_max": -1.0},
     ]
+
+
+def test_keep_committed_reuses_the_committed_run_only_when_it_matches(common, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+    import json
+
+    avt = importlib.import_module("accuracy_vs_T")
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    rows = [{"L": 4, "T": 1, "ann": 90.0}, {"L": 4, "T": 4, "ann": 90.0}, {"L": 8, "T": 8, "ann": 91.0}]
+    (tmp_path / "avt.json").write_text(json.dumps({"rows": rows, "args": {"limit": None, "epochs": 4}}))
+    args = argparse.Namespace(stem="avt", limit=None, epochs=4)
+    assert avt.committed_rows(args) == {4: rows[:2], 8: rows[2:]}
+    assert avt.committed_rows(argparse.Namespace(stem="avt", limit=500, epochs=4)) == {}
+    assert avt.committed_rows(argparse.Namespace(stem="avt", limit=None, epochs=2)) == {}
+    assert avt.committed_rows(argparse.Namespace(stem="missing", limit=None, epochs=4)) == {}
