@@ -91,8 +91,6 @@ def _legacy_match(lockstep: Lockstep, reference, neurons, stages, batches, T, pr
             grams = GramPair(module)
             for x in batches:
                 grams.add(*run_to(x, target))
-            if grams.rows < grams.parameters:  # too few rows: kept by both (the small-data rule, not the runner)
-                continue
             new = grams.solve()[0] if grams.differs else None
             if new is not None:
                 apply_refit(module, new)
@@ -201,18 +199,19 @@ def test_frontiers_stream_to_disk_beyond_the_budget_with_the_same_values() -> No
     streamed.close()
 
 
-def test_a_refit_layer_with_fewer_rows_than_parameters_keeps_its_weights_and_warns() -> None:
+def test_a_refit_layer_with_fewer_rows_than_parameters_is_still_fit_toward_the_ann() -> None:
+    """Rows < parameters per output channel: the ridge pull toward the ANN's weights and the held-out λ decide (a
+    hard skip cost 0.6 pp at T = 1 on the README's training-free CNN); only ``match``'s small-data warning fires."""
     torch.manual_seed(0)
     ann = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
     data = [torch.rand(8, 4, generator=torch.Generator().manual_seed(k)) for k in range(2)]  # 14 fitted rows
     snn = a2s.convert(ann, ConversionConfig(method="parallel", timesteps=1, per_channel=True), calibration_data=data)
-    with pytest.warns(CalibrationWarning, match="layer '2' has 65 parameters per output channel") as record:
+    with pytest.warns(CalibrationWarning) as record:
         cal = calibrate_da(snn, ann, data, refit=True, progress=False)
-    assert torch.equal(cal.net.get_submodule("2").weight, snn.net.get_submodule("2").weight)
-    assert "2 kept (14 calibration rows < 65 parameters per output channel)" in cal.log[-2]
-    assert "4 refit" in cal.log[-2] or "4 kept (no λ" in cal.log[-2]  # 9 parameters: fitted
-    assert any(line.startswith("warning: weight refit: layer '2'") for line in cal.log)
+    assert not any("weight refit" in str(w.message) for w in record)
     assert any("fewer than 1000 samples per channel" in str(w.message) for w in record)
+    assert "2 refit (λ=0.1, 14 rows < 65 parameters)" in cal.log[-2]  # the held-out images chose a refit
+    assert not torch.equal(cal.net.get_submodule("2").weight, snn.net.get_submodule("2").weight)
     # enough data: no warning about the refit, and the layer is refit
     many = [torch.rand(64, 4, generator=torch.Generator().manual_seed(k)) for k in range(18)]
     with warnings.catch_warnings():

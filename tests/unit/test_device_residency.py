@@ -59,8 +59,7 @@ INPUT_CHECKS = (
     "runner.py:check_input<metrics.py:evaluate",
     "validation.py:check_labels<metrics.py:evaluate",
     "metrics.py:_check_outputs<metrics.py:evaluate",  # labels below the model's output count
-    # the weight refit solves once per layer; how many layers it solves grows with the data (with too few rows a
-    # layer keeps its weights), not with the batch loop
+    # the weight refit solves once per layer, after the batch loop
     "refit.py:differs<refit.py:solve",
     "refit.py:ridge_refit<refit.py:solve",
 )

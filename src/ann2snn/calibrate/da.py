@@ -30,9 +30,9 @@ With ``refit`` (default: :func:`auto_refit`) every Conv2d/Linear layer fed by sp
 between the sites (:mod:`ann2snn.calibrate.refit`), so each site is calibrated on the refit layer in front of it.
 
 Too little data for what is fitted gives a :class:`~ann2snn.errors.CalibrationWarning` and a ``warning:`` line in
-the SNN's log: a refit layer with fewer calibration rows than parameters per output channel keeps its weights;
-``"match"`` with fewer than :data:`MIN_MATCH_SAMPLES` samples per channel of a site; the EMA on fewer batches than
-``1/(1 − α)``.
+the SNN's log: ``"match"`` with fewer than :data:`MIN_MATCH_SAMPLES` samples per channel of a site; the EMA on
+fewer batches than ``1/(1 − α)``. A refit layer with fewer calibration rows than parameters is still fit (ridge
+toward the ANN's weights, λ chosen on held-out images).
 """
 
 from __future__ import annotations
@@ -405,7 +405,8 @@ def _set_site(neuron: ParallelIFNeuron, stats: _SiteStats, T: int, objective: st
 def _refit_layer(frontiers: Frontiers, name: str, notes: _Notes) -> None:
     """Refit one Conv2d/Linear layer of the SNN on its inputs in both branches (refit.py); log the outcome.
 
-    With fewer calibration rows than parameters per output channel the layer keeps its weights (with a warning).
+    Fewer calibration rows than parameters per output channel are fine: the ridge term pulls the fit toward the
+    ANN's weights and λ (or keeping the weights) is chosen on held-out images.
     """
     module = frontiers.lockstep.cal.get_submodule(name)
     why_not = refit_support(module)
@@ -418,20 +419,13 @@ def _refit_layer(frontiers: Frontiers, name: str, notes: _Notes) -> None:
         grams.add(x_ref, x_cal)
     if not grams.differs:
         return  # fed by the analog input (or by nothing spiking): the SNN already computes the ANN's layer
-    rows, params = grams.rows, grams.parameters
-    if rows < params:
-        notes.refit.append(f"{name} kept ({rows} calibration rows < {params} parameters per output channel)")
-        notes.warn(
-            f"weight refit: layer '{name}' has {params} parameters per output channel but the calibration data "
-            f"give only {rows} rows to fit them; its weights are kept: pass more calibration batches to refit it"
-        )
-        return
     new, lam = grams.solve()
     if new is None:
         notes.refit.append(f"{name} kept (no λ lowers the held-out error)")
         return
     apply_refit(module, new)
-    notes.refit.append(f"{name} refit (λ={lam:g})")
+    few = f", {grams.rows} rows < {grams.parameters} parameters" if grams.rows < grams.parameters else ""
+    notes.refit.append(f"{name} refit (λ={lam:g}{few})")
 
 
 class _Notes:
