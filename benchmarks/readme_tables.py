@@ -271,7 +271,7 @@ def robustness() -> str:
     gain = place["StepReLU, first layer gain 0.85 (control)"]
 
     def pair(r: dict[str, Any], a: str = "clean", b: str = "sp:0.05") -> str:
-        return f"{r[a]:.1f} / {r[b]:.1f}%"
+        return f"{r[a]:.2f} / {r[b]:.2f}%"
 
     def delta(r: dict[str, Any], key: str) -> str:
         return num(r[key] - none[key], signed=True)
