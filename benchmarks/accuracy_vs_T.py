@@ -161,6 +161,21 @@ def committed_rows(args: argparse.Namespace) -> dict[int, list[dict[str, Any]]]:
     return out
 
 
+def retrained_rows(
+    args: argparse.Namespace, levels: int, seed: int, loader: Any, check_x: torch.Tensor
+) -> list[dict[str, Any]]:
+    """One retrained model's rows, cached per (L, seed, epochs, training and test images) so that an interrupted
+    run, or seeds run in separate processes, resume without evaluating a finished model again."""
+    key = f"L{levels}_s{seed}_e{args.epochs}_n{args.train_limit}_t{len(loader.dataset)}"
+    path = common.CACHE / "retrain" / "rows" / f"{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    part = run_level(levels, loader, check_x, args.epochs, seed=seed, retrain=True, train_limit=args.train_limit)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    common.atomic_write_text(path, json.dumps(part))
+    return part
+
+
 def retrain(args: argparse.Namespace, loader: Any, check_x: torch.Tensor) -> None:
     """Every L and seed from scratch; per-seed rows and their mean / min / max."""
     rows = []
@@ -170,9 +185,7 @@ def retrain(args: argparse.Namespace, loader: Any, check_x: torch.Tensor) -> Non
             if seed == 0 and levels in committed:
                 part = committed[levels]
             else:
-                part = run_level(
-                    levels, loader, check_x, args.epochs, seed=seed, retrain=True, train_limit=args.train_limit
-                )
+                part = retrained_rows(args, levels, seed, loader, check_x)
             rows += [{"seed": seed, **row, "serial_minus_ann": row["serial_if"] - row["ann"]} for row in part]
     stem = f"{args.stem}_seeds"
     kept = " (seed 0: the committed checkpoint, same recipe)" if args.keep_committed and 0 in args.seeds else ""
