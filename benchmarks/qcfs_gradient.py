@@ -18,6 +18,7 @@ the finished rows).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -74,7 +75,7 @@ def run_one(levels: int, gradient: str, seed: int, train_ds: Any, test: Any, epo
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean over seeds per (L, training budget, gradient)."""
+    """Mean, min and max over seeds per (L, training budget, gradient)."""
     out = []
     for key in dict.fromkeys((r["L"], r["train_images"], r["epochs"]) for r in rows):
         for gradient in GRADIENTS:
@@ -88,10 +89,21 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "gradient": gradient,
                         "seeds": len(sel),
                         "ann_mean": statistics.fmean(r["ann"] for r in sel),
+                        "ann_min": min(r["ann"] for r in sel),
+                        "ann_max": max(r["ann"] for r in sel),
                         "parallel_T_eq_L_mean": statistics.fmean(r["parallel_T_eq_L"] for r in sel),
                     }
                 )
     return out
+
+
+def merge(stems: list[str], stem: str) -> None:
+    """One table (and its seed means) from the rows of partial runs, e.g. one per seed or L run in parallel."""
+    rows = [r for s in stems for r in json.loads((common.RESULTS / f"{s}.json").read_text())["rows"]]
+    rows.sort(key=lambda r: (r["L"], r["train_images"], r["epochs"], r["seed"], GRADIENTS.index(r["gradient"])))
+    notes = f"Rows of the runs {', '.join(stems)} (benchmarks/results/<stem>.json), merged by `--merge`."
+    common.write_table(rows, stem, title=TITLE, notes=notes, meta={"merged": stems})
+    common.write_table(summary(rows), stem + "_summary", title=TITLE + ", mean", notes=notes)
 
 
 def main() -> None:
@@ -104,7 +116,11 @@ def main() -> None:
     parser.add_argument("--gradients", nargs="+", default=list(GRADIENTS), choices=GRADIENTS)
     parser.add_argument("--stem", default="qcfs_gradient", help="results/<stem>.* (partial runs: their own stem)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--merge", nargs="+", default=None, help="no training: merge these results/<stem>.json runs")
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args.stem)
+        return
     common.setup(args.threads)
     test = common.test_loader()
     rows: list[dict[str, Any]] = []
