@@ -372,7 +372,6 @@ RENDERERS: dict[str, Callable[[], str]] = {
 README_BLOCKS = (
     "deep",
     "accuracy_vs_T",
-    "accuracy_seeds",
     "calibration",
     "compare",
     "speed",
