@@ -153,6 +153,7 @@ CALIB_QCFS = {
         "parallel + DA match, no refit",
     ),
 }
+REFIT, NO_REFIT = "parallel + DA match + weight refit", "parallel + DA match, no refit"
 CALIB_SERIAL = {
     "serial IF, Li MSE θ + potential corr.": "serial IF, MSE θ + potential corr. (Li)",
     "serial IF, 99.9% θ (Rueckauer)": "serial IF, 99.9% (Rueckauer)",
@@ -195,7 +196,16 @@ def calibration() -> str:
     n = serial["test_images"]
     gaps(relu["model"], CALIB_SERIAL, f"plain ReLU ({serial['ann_acc']:.2f}%, {n} imgs)")
     out[-1][0] = f"plain ReLU ({n} imgs)"
-    return table(["model", "method", *[f"T={t}" for t in ts]], out, left=(0, 1))
+    gap = {(r["model"], r["method"], r["T"]): r["gap_pp"] for r in rows}
+
+    def cut(model: str) -> str:
+        before, after = gap[model, NO_REFIT, 1], gap[model, REFIT, 1]
+        return f"{before / after:.1f}× ({num(before)} → {num(after)} pp)"
+
+    return table(["model", "method", *[f"T={t}" for t in ts]], out, left=(0, 1)) + (
+        f"\nAt T = 1 the weight refit cuts the gap of `match` {cut(relu['model'])} for the plain-ReLU CNN and "
+        f"{cut(qcfs['model'])} for the QCFS one.\n"
+    )
 
 
 def calibration_estimators() -> str:
@@ -222,7 +232,6 @@ CALIB_TARGETS = (  # (model prefix, T, target gap in pp or None); the targets se
     ("QCFS", 2, 2.0),
     ("QCFS", 1, None),
 )
-REFIT, NO_REFIT = "parallel + DA match + weight refit", "parallel + DA match, no refit"
 
 
 def calibration_targets() -> str:
@@ -372,6 +381,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
 README_BLOCKS = (
     "deep",
     "accuracy_vs_T",
+    "accuracy_seeds",
     "calibration",
     "compare",
     "speed",
