@@ -131,8 +131,16 @@ def accuracy_seeds() -> str:
         for r in rows
     ]
     seeds = rows[0]["seeds"].replace(",", ", ")
+    at_l = [r for r in rows if r["T"] == r["L"]]
+    serial = "; ".join(
+        f"{num(-r['serial_minus_ann_max'])} to {num(-r['serial_minus_ann_min'])} pp at L = {r['L']}" for r in at_l
+    )
+    worst = max(max(abs(r["parallel_minus_ann_min"]), abs(r["parallel_minus_ann_max"])) for r in at_l)
     head = ["L", "T", "ANN", "serial IF − ANN", "parallel − ANN"]
-    return table(head, out, left=()) + f"\nSeeds {seeds}; mean [min, max] in % and pp.\n"
+    return table(head, out, left=()) + (
+        f"\nSeeds {seeds}; mean [min, max] in % and pp. At T = L the parallel SNN is within {num(worst)} pp of the "
+        f"ANN on every seed (BatchNorm folded), while serial IF loses {serial}.\n"
+    )
 
 
 # --- README: calibration ----------------------------------------------------------------------------------------
