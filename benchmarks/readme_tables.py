@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ann2snn.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MARKED = re.compile(r"(<!-- results: (?P<name>[^ ]+) -->\n)(?P<body>.*?)(<!-- /results -->)", flags=re.S)
@@ -426,9 +428,7 @@ def rewrite(path: Path) -> bool:
     text = path.read_text()
     new = MARKED.sub(lambda m: m[1] + render(m["name"]) + m[4], text)
     if new != text:
-        tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(new)
-        tmp.replace(path)
+        atomic_write_text(path, new)
     return new != text
 
 
