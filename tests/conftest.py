@@ -25,3 +25,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "fashion" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def benchmark_module():  # type: ignore[no-untyped-def]
+    """``benchmark_module(name)`` imports ``benchmarks/<name>.py``; the folder leaves sys.path after the module."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(folder)

@@ -3,8 +3,6 @@ seed summary of ``--retrain`` runs is the plain mean / min / max."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,12 +13,8 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def common():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("common")
-    finally:
-        sys.path.remove(str(BENCH))
+def common(benchmark_module):  # type: ignore[no-untyped-def]
+    return benchmark_module("common")
 
 
 def test_every_committed_checkpoint_has_its_recorded_hash(common) -> None:  # type: ignore[no-untyped-def]
@@ -75,11 +69,13 @@ def test_seed_summary_is_mean_min_max_per_group(common) -> None:  # type: ignore
     ]
 
 
-def test_keep_committed_reuses_the_committed_run_only_when_it_matches(common, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_keep_committed_reuses_the_committed_run_only_when_it_matches(
+    common, benchmark_module, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     import argparse
     import json
 
-    avt = importlib.import_module("accuracy_vs_T")
+    avt = benchmark_module("accuracy_vs_T")
     monkeypatch.setattr(common, "RESULTS", tmp_path)
     rows = [{"L": 4, "T": 1, "ann": 90.0}, {"L": 4, "T": 4, "ann": 90.0}, {"L": 8, "T": 8, "ann": 91.0}]
     (tmp_path / "avt.json").write_text(json.dumps({"rows": rows, "args": {"limit": None, "epochs": 4}}))

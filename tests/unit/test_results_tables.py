@@ -4,9 +4,7 @@ documents are regenerated, and no one edits a quoted number by hand."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,12 +13,8 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def tables():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("readme_tables")
-    finally:
-        sys.path.remove(str(BENCH))
+def tables(benchmark_module):  # type: ignore[no-untyped-def]
+    return benchmark_module("readme_tables")
 
 
 def test_every_marked_block_matches_the_results(tables) -> None:  # type: ignore[no-untyped-def]
